@@ -1,0 +1,406 @@
+"""BM25 query throughput: irbench (encoder + Numba index) against bm25s, in one process.
+
+Both engines index the same docs (``Doc.full_text()``) and answer the same queries (the
+split's queries, all in one batch). What is timed, per ``k`` and thread count:
+
+* irbench: ``encoder.encode_queries(queries)`` -> ``index.search(qvecs, k, threads)``;
+* bm25s: ``bm25s.tokenize(texts, stopwords="en", stemmer=Stemmer("english"))`` ->
+  ``retriever.retrieve(tokens, k=k, n_threads=threads, backend_selection="numba")``.
+
+That is text in, doc indices and scores out, for both. Mapping indices to doc ids and
+writing runs is left out of the timing for both. Per-query latency comes from a separate
+loop that sends the queries one at a time. nDCG@10 of both is computed with ir_measures on
+the same qrels (the BEIR self-hit rule applied to both when ``dataset.drop_self_hits``).
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from irbench.bench import timing
+
+COLUMNS = [
+    "engine", "setting", "corpus", "k", "threads", "build_s", "size_mb",
+    "mean_ms", "p50_ms", "p99_ms", "qps", "recall", "ndcg@10",
+]  # fmt: skip
+INSTALL_HINT = "pip install 'irbench[bench]'"
+
+
+def _bm25s():
+    """``(bm25s, Stemmer)`` or ``None`` when bm25s (the ``[bench]`` extra) is not installed."""
+    try:
+        import bm25s
+        import Stemmer
+    except ImportError:
+        return None
+    return bm25s, Stemmer
+
+
+def thread_settings() -> list[int]:
+    """1 and all cores (capped at Numba's thread pool), without duplicates."""
+    import numba
+
+    n = min(timing.cores(), int(numba.config.NUMBA_NUM_THREADS))
+    return sorted({1, max(1, n)})
+
+
+def _drop_self(qid: str, ranked: list[tuple[str, float]], drop: bool, k: int):
+    if drop:
+        ranked = [h for h in ranked if h[0] != qid]
+    return ranked[:k]
+
+
+class _Bm25sEngine:
+    """bm25s configured as in the project's BENCHMARKS.md."""
+
+    def __init__(self, docs_text: Sequence[str], k1: float, b: float):
+        bm25s, Stemmer = _bm25s()
+        self.bm25s = bm25s
+        self.stemmer = Stemmer.Stemmer("english")
+        t0 = time.perf_counter()
+        tokens = bm25s.tokenize(
+            list(docs_text), stopwords="en", stemmer=self.stemmer, show_progress=False
+        )
+        self.retriever = bm25s.BM25(method="lucene", k1=k1, b=b, backend="numba")
+        self.retriever.index(tokens, show_progress=False)
+        self.build_s = time.perf_counter() - t0
+        self.n_docs = len(docs_text)
+        s = self.retriever.scores
+        self.size_bytes = int(sum(s[name].nbytes for name in ("data", "indices", "indptr")))
+
+    def tokenize(self, texts: Sequence[str]):
+        return self.bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self.stemmer, show_progress=False
+        )
+
+    def retrieve(self, tokens, k: int, threads: int):
+        docs, scores = self.retriever.retrieve(
+            tokens, k=min(k, self.n_docs), n_threads=threads,
+            backend_selection="numba", show_progress=False,
+        )  # fmt: skip
+        return scores, docs
+
+    def query(self, texts: Sequence[str], k: int, threads: int):
+        return self.retrieve(self.tokenize(texts), k, threads)
+
+
+def _measure(
+    batch: Callable[[], Any],
+    one: Callable[[Any], Any],
+    items: Sequence[Any],
+    min_seconds: float,
+    min_repeats: int,
+) -> dict[str, float]:
+    seconds = timing.repeat(batch, min_repeats=min_repeats, min_seconds=min_seconds)
+    lat = timing.latencies(one, items, min_seconds=min_seconds)
+    return {"qps": timing.qps(len(items), seconds), **timing.latency_stats(lat)}
+
+
+def _ndcg10(run: list[tuple[str, list[tuple[str, float]]]], qrels: list) -> float:
+    from irbench.eval import evaluate
+    from irbench.types import ScoredDoc
+
+    scored = [ScoredDoc(qid, d, s) for qid, hits in run for d, s in hits]
+    return float(evaluate(scored, qrels, ["nDCG@10"]).aggregate["nDCG@10"])
+
+
+def top1_agreement(a: list[tuple[str, list]], b: list[tuple[str, list]]) -> tuple[int, int]:
+    """``(agreeing, compared)``: queries with hits in both runs whose first doc is the same."""
+    first_b = {qid: hits[0][0] for qid, hits in b if hits}
+    agree = compared = 0
+    for qid, hits in a:
+        if hits and qid in first_b:
+            compared += 1
+            agree += hits[0][0] == first_b[qid]
+    return agree, compared
+
+
+def bench_bm25(
+    cfg: Any,
+    ks: Sequence[int] = (10, 1000),
+    out_dir: str | Path | None = None,
+    *,
+    min_seconds: float = 1.0,
+    min_repeats: int = 5,
+    command: str | None = None,
+    echo: Callable[[str], None] = print,
+):
+    """Time irbench's BM25 and bm25s on the same docs and queries; return one row per setting.
+
+    Writes ``bench.json`` (a list of row objects, keys :data:`COLUMNS`), ``bench.md`` and
+    the two nDCG runs (``irbench.trec``, ``bm25s.trec``, depth 10) into ``out_dir``
+    (default ``runs/bench/<dataset>/bm25``). bm25s rows are skipped with a note when bm25s
+    is not importable. ``DataFrame.attrs`` holds the ratios, machine and notes.
+    """
+    import pandas as pd
+
+    from irbench.errors import ConfigError
+    from irbench.pipeline import build_index, load_dataset, search
+    from irbench.runs.atomic import write_json, write_text
+    from irbench.runs.trec import write_run
+
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"--k {ks}: give k values >= 1")
+    corpus = str(cfg.dataset.name)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / "bench" / corpus / "bm25"
+    drop_self = bool(cfg.dataset.drop_self_hits)
+    threads_list = thread_settings()
+    machine = timing.machine()
+    notes: list[str] = []
+
+    dataset = load_dataset(cfg)
+    queries = list(dataset.queries_iter())
+    if not queries:
+        raise ConfigError(f"dataset '{corpus}' has no queries in this split; nothing to time")
+    qrels = list(dataset.qrels_iter())
+    texts = [q.text for q in queries]
+
+    # ---------------------------------------------------------------- irbench
+    echo(f"irbench: building or loading the index for {corpus} ...")
+    record: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    handle = build_index(cfg, record)
+    wall = time.perf_counter() - t0
+    info = handle.info
+    ir_build_s = float(info.get("encode_s", 0.0)) + float(info.get("build_s", 0.0))
+    if handle.reused:
+        notes.append(
+            f"irbench index reused from {handle.path}; its build_s ({ir_build_s:.2f} s, "
+            f"encode + index) was measured when it was built (loading took {wall:.2f} s)"
+        )
+    n_docs = len(handle.docnos)
+    encoder, index = handle.encoder, handle.index
+    ir_size_mb = float(info.get("index_bytes", getattr(index, "size_bytes", 0))) / 2**20
+    enc = cfg.encoder
+    ir_setting = (
+        f"{cfg.index.name} exact; stemmer={enc.get('stemmer')} stop={enc.get('stopwords')} "
+        f"k1={enc.k1} b={enc.b}"
+    )
+    big_ks = [k for k in ks if k > n_docs]
+    if big_ks:
+        notes.append(f"k={big_ks} exceeds the {n_docs} docs: both engines searched with k={n_docs}")
+
+    rows: list[dict[str, Any]] = []
+    breakdown: list[dict[str, Any]] = []
+
+    def ir_batch(k: int, threads: int):
+        return index.search(encoder.encode_queries(queries), min(k, n_docs), threads=threads)
+
+    enc_s = timing.repeat(
+        lambda: encoder.encode_queries(queries), min_seconds=min_seconds, min_repeats=min_repeats
+    )
+    qvecs = encoder.encode_queries(queries)
+    for k in ks:
+        for threads in threads_list:
+            echo(f"irbench: timing k={k} threads={threads} ...")
+            m = _measure(
+                lambda k=k, t=threads: ir_batch(k, t),
+                lambda q, k=k, t=threads: index.search(encoder.encode_queries([q]), min(k, n_docs), threads=t),
+                queries, min_seconds, min_repeats,
+            )  # fmt: skip
+            srch_s = timing.repeat(
+                lambda k=k, t=threads: index.search(qvecs, min(k, n_docs), threads=t),
+                min_seconds=min_seconds, min_repeats=min_repeats,
+            )  # fmt: skip
+            breakdown.append(
+                {"engine": "irbench", "k": k, "threads": threads,
+                 "encode_ms": 1000 * _median(enc_s), "search_ms": 1000 * _median(srch_s),
+                 "total_ms": 1000 * len(queries) / m["qps"]}
+            )  # fmt: skip
+            rows.append(_row("irbench", ir_setting, corpus, k, threads, ir_build_s, ir_size_mb, m))
+
+    cfg10 = copy.deepcopy(cfg)
+    cfg10.k = 10
+    ir_run = search(cfg10, handle, queries)
+    ir_ndcg = _ndcg10(ir_run, qrels)
+    for r in rows:
+        r["ndcg@10"] = ir_ndcg
+    write_run(out / "irbench.trec", ir_run, "irbench.bm25")
+
+    # ---------------------------------------------------------------- bm25s
+    bm_run = None
+    if _bm25s() is None:
+        note = f"bm25s is not installed: its rows are skipped ({INSTALL_HINT})"
+        echo(f"note: {note}")
+        notes.append(note)
+    else:
+        echo(f"bm25s: indexing {n_docs} docs ...")
+        doc_ids: list[str] = []
+        doc_texts: list[str] = []
+        for d in dataset.docs_iter():
+            doc_ids.append(d.doc_id)
+            doc_texts.append(d.full_text())
+        if doc_ids != handle.docnos:
+            raise ConfigError("bm25s and irbench see different doc lists; rebuild the index")
+        eng = _Bm25sEngine(doc_texts, float(enc.k1), float(enc.b))
+        bm_setting = f"lucene, numba backend; Stemmer english, stop en, k1={enc.k1} b={enc.b}"
+        bm_size_mb = eng.size_bytes / 2**20
+        tok_s = timing.repeat(
+            lambda: eng.tokenize(texts), min_seconds=min_seconds, min_repeats=min_repeats
+        )
+        tokens = eng.tokenize(texts)
+        for k in ks:
+            for threads in threads_list:
+                echo(f"bm25s: timing k={k} threads={threads} ...")
+                m = _measure(
+                    lambda k=k, t=threads: eng.query(texts, k, t),
+                    lambda text, k=k, t=threads: eng.query([text], k, t),
+                    texts, min_seconds, min_repeats,
+                )  # fmt: skip
+                ret_s = timing.repeat(
+                    lambda k=k, t=threads: eng.retrieve(tokens, k, t),
+                    min_seconds=min_seconds, min_repeats=min_repeats,
+                )  # fmt: skip
+                breakdown.append(
+                    {"engine": "bm25s", "k": k, "threads": threads,
+                     "encode_ms": 1000 * _median(tok_s), "search_ms": 1000 * _median(ret_s),
+                     "total_ms": 1000 * len(queries) / m["qps"]}
+                )  # fmt: skip
+                rows.append(
+                    _row("bm25s", bm_setting, corpus, k, threads, eng.build_s, bm_size_mb, m)
+                )
+        depth = min(11 if drop_self else 10, n_docs)
+        scores, idx = eng.query(texts, depth, 1)
+        bm_run = []
+        for row, q in enumerate(queries):
+            ranked = [
+                (doc_ids[int(d)], float(s))
+                for d, s in zip(idx[row], scores[row], strict=True)
+                if s > 0
+            ]
+            bm_run.append((q.query_id, _drop_self(q.query_id, ranked, drop_self, 10)))
+        bm_ndcg = _ndcg10(bm_run, qrels)
+        for r in rows:
+            if r["engine"] == "bm25s":
+                r["ndcg@10"] = bm_ndcg
+        write_run(out / "bm25s.trec", bm_run, "bm25s")
+
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    ratios = _ratios(df)
+    agree = top1_agreement(ir_run, bm_run) if bm_run is not None else None
+    df.attrs.update(
+        {"ratios": ratios, "machine": machine, "notes": notes, "breakdown": breakdown,
+         "top1_agreement": agree, "queries": len(queries), "docs": n_docs, "out_dir": str(out)}
+    )  # fmt: skip
+    write_json(out / "bench.json", [_json_row(r) for r in rows])
+    write_text(out / "bench.md", to_markdown(df, command=command))
+    return df
+
+
+def _median(xs: Sequence[float]) -> float:
+    import statistics
+
+    return statistics.median(xs)
+
+
+def _row(engine, setting, corpus, k, threads, build_s, size_mb, m) -> dict[str, Any]:
+    return {
+        "engine": engine, "setting": setting, "corpus": corpus, "k": int(k),
+        "threads": int(threads), "build_s": float(build_s), "size_mb": float(size_mb),
+        "mean_ms": m["mean_ms"], "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"],
+        "qps": m["qps"], "recall": None, "ndcg@10": None,
+    }  # fmt: skip
+
+
+def _json_row(r: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key in COLUMNS:
+        v = r[key]
+        if isinstance(v, float):
+            v = round(v, 6 if key == "ndcg@10" else 4)
+        out[key] = v
+    return out
+
+
+def _ratios(df) -> list[dict[str, Any]]:
+    """irbench QPS / bm25s QPS (and bm25s p50 / irbench p50) per (k, threads)."""
+    out = []
+    ir = df[df.engine == "irbench"]
+    bm = df[df.engine == "bm25s"]
+    for _, a in ir.iterrows():
+        b = bm[(bm.k == a.k) & (bm.threads == a.threads)]
+        if b.empty:
+            continue
+        b = b.iloc[0]
+        out.append(
+            {"k": int(a.k), "threads": int(a.threads), "irbench_qps": float(a.qps),
+             "bm25s_qps": float(b.qps), "qps_ratio": float(a.qps / b.qps),
+             "p50_speedup": float(b.p50_ms / a.p50_ms)}
+        )  # fmt: skip
+    return out
+
+
+def _fmt(v: Any, nd: int = 2) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float):
+        if v != v:
+            return "—"
+        return f"{v:,.{nd}f}"
+    return str(v)
+
+
+def to_markdown(df, command: str | None = None) -> str:
+    """``bench.md``: machine, command, results table, ratios, breakdown and notes."""
+    a = df.attrs
+    lines = [
+        f"# BM25 query throughput: irbench vs bm25s ({df.corpus.iloc[0] if len(df) else ''})",
+        "",
+    ]
+    if a.get("machine"):
+        lines += [f"Machine: {timing.describe_machine(a['machine'])}", ""]
+    if command:
+        lines += ["```", command, "```", ""]
+    lines += [
+        f"{a.get('docs', '?')} docs, {a.get('queries', '?')} queries (one batch); QPS from the "
+        "median of >= 5 repeats and >= 1 s; latency from queries sent one at a time.",
+        "",
+        "| engine | setting | k | threads | build_s | size_mb | qps | mean_ms | p50_ms | p99_ms | nDCG@10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, r in df.iterrows():
+        lines.append(
+            f"| {r.engine} | {r.setting} | {r.k} | {r.threads} | {_fmt(r.build_s)} | "
+            f"{_fmt(r.size_mb)} | {_fmt(r.qps, 0)} | {_fmt(r.mean_ms, 3)} | {_fmt(r.p50_ms, 3)} | "
+            f"{_fmt(r.p99_ms, 3)} | {_fmt(r['ndcg@10'], 4)} |"
+        )
+    if a.get("ratios"):
+        lines += [
+            "",
+            "| k | threads | irbench QPS | bm25s QPS | irbench / bm25s QPS | bm25s p50 / irbench p50 |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in a["ratios"]:
+            lines.append(
+                f"| {r['k']} | {r['threads']} | {_fmt(r['irbench_qps'], 0)} | "
+                f"{_fmt(r['bm25s_qps'], 0)} | {r['qps_ratio']:.2f}x | {r['p50_speedup']:.2f}x |"
+            )
+    if a.get("breakdown"):
+        lines += [
+            "",
+            "Batch breakdown (ms for all queries; encode = text -> query vectors / tokens, "
+            "search = given those; total = end to end):",
+            "",
+            "| engine | k | threads | encode_ms | search_ms | total_ms |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in a["breakdown"]:
+            lines.append(
+                f"| {r['engine']} | {r['k']} | {r['threads']} | {r['encode_ms']:.2f} | "
+                f"{r['search_ms']:.2f} | {r['total_ms']:.2f} |"
+            )
+    if a.get("top1_agreement"):
+        agree, compared = a["top1_agreement"]
+        pct = 100 * agree / compared if compared else 0.0
+        lines += [
+            "",
+            f"Top-1 doc agreement irbench vs bm25s: {agree}/{compared} queries ({pct:.1f}%).",
+        ]
+    for note in a.get("notes", []):
+        lines += ["", f"Note: {note}"]
+    return "\n".join(lines) + "\n"

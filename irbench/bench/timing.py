@@ -1,0 +1,166 @@
+"""A small, reusable timer for throughput and latency benchmarks.
+
+* :func:`repeat` runs a callable once to warm up (JIT compilation, caches), then at least
+  ``min_repeats`` times and for at least ``min_seconds`` in total; it returns the seconds of
+  each timed repeat.
+* :func:`qps` turns the per-repeat seconds of a batch of ``n`` items into items per second
+  (median repeat: robust to one slow outlier on a noisy machine).
+* :func:`latencies` times items one at a time (a separate loop from the batch timing), and
+  :func:`latency_stats` summarises them as mean / p50 / p99 milliseconds.
+* :func:`machine` describes the host (CPU model, cores, RAM) for reports.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+clock = time.perf_counter
+
+
+def repeat(
+    fn: Callable[[], Any],
+    *,
+    min_repeats: int = 5,
+    min_seconds: float = 1.0,
+    warmup: int = 1,
+    max_repeats: int = 10_000,
+) -> list[float]:
+    """Seconds of each timed call of ``fn()`` after ``warmup`` untimed calls.
+
+    Runs at least ``min_repeats`` times and until ``min_seconds`` have been spent timing
+    (capped at ``max_repeats`` calls).
+    """
+    for _ in range(max(0, warmup)):
+        fn()
+    times: list[float] = []
+    total = 0.0
+    while len(times) < max(1, min_repeats) or (total < min_seconds and len(times) < max_repeats):
+        t0 = clock()
+        fn()
+        dt = clock() - t0
+        times.append(dt)
+        total += dt
+    return times
+
+
+def qps(n_items: int, seconds: Sequence[float]) -> float:
+    """Items per second of one repeat, from the median repeat time."""
+    if not seconds:
+        return float("nan")
+    med = statistics.median(seconds)
+    return n_items / med if med > 0 else float("inf")
+
+
+def latencies(
+    fn: Callable[[T], Any],
+    items: Sequence[T],
+    *,
+    min_seconds: float = 1.0,
+    min_passes: int = 1,
+    warmup: int = 1,
+    max_passes: int = 1_000,
+) -> list[float]:
+    """Seconds of each ``fn(item)``, items run one at a time.
+
+    One untimed warm-up pass over the items (``warmup`` passes), then passes over all items
+    until at least ``min_passes`` passes and ``min_seconds`` of timed calls.
+    """
+    items = list(items)
+    if not items:
+        return []
+    for _ in range(max(0, warmup)):
+        for item in items:
+            fn(item)
+    out: list[float] = []
+    total = 0.0
+    passes = 0
+    while passes < max(1, min_passes) or (total < min_seconds and passes < max_passes):
+        for item in items:
+            t0 = clock()
+            fn(item)
+            dt = clock() - t0
+            out.append(dt)
+            total += dt
+        passes += 1
+    return out
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (0..100), linear interpolation as numpy's default."""
+    if not values:
+        return float("nan")
+    xs = sorted(values)
+    pos = (len(xs) - 1) * p / 100.0
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def latency_stats(seconds: Sequence[float]) -> dict[str, float]:
+    """``{"mean_ms", "p50_ms", "p99_ms"}`` of per-item seconds."""
+    if not seconds:
+        nan = float("nan")
+        return {"mean_ms": nan, "p50_ms": nan, "p99_ms": nan}
+    return {
+        "mean_ms": 1000 * statistics.fmean(seconds),
+        "p50_ms": 1000 * percentile(seconds, 50),
+        "p99_ms": 1000 * percentile(seconds, 99),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _ram_gib() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def cores() -> int:
+    """Cores this process may run on (the affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def machine() -> dict[str, Any]:
+    """CPU model, cores, RAM (GiB), OS and Python version."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": cores(),
+        "ram_gib": _ram_gib(),
+        "os": platform.platform(),
+        "python": sys.version.split()[0],
+    }
+
+
+def describe_machine(info: dict[str, Any] | None = None) -> str:
+    info = info or machine()
+    ram = f"{info['ram_gib']:g} GiB RAM" if info.get("ram_gib") else "RAM unknown"
+    return f"{info['cpu']}, {info['cores']} cores, {ram}; {info['os']}, Python {info['python']}"

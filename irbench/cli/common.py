@@ -1,0 +1,30 @@
+"""Options shared by several commands (declared once)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Argument(help="Hydra overrides, e.g. dataset=scifact encoder=bm25 encoder.k1=1.2 k=100"),
+]
+Multirun = Annotated[
+    bool,
+    typer.Option("--multirun", "-m", help="Sweep: comma-separated values run as separate jobs"),
+]
+
+
+def groups_help() -> str:
+    """The config groups and their options, for --help epilogs (reads only the conf/ tree)."""
+    from irbench.config import GROUPS, config_dir, group_options
+
+    try:
+        root = config_dir()
+    except Exception:  # help must never fail
+        return ""
+    lines = ["Config groups (choose with GROUP=OPTION):"]
+    for g in GROUPS:
+        lines.append(f"  {g}: {', '.join(group_options(g, root)) or '-'}")
+    return "\n\n".join(lines)

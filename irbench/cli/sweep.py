@@ -1,0 +1,85 @@
+"""``irbench run -m``: hand the overrides to a ``@hydra.main`` app so Hydra's sweepers and
+launchers (basic, joblib, submitit, ...) run the jobs; each job calls :func:`irbench.pipeline.run`."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Any
+
+from irbench.config import GROUPS
+
+SWEEP_KEYS_ENV = "IRBENCH_SWEEP_KEYS"  # inherited by launcher workers (joblib, SLURM)
+
+
+def _swept_keys(overrides: list[str]) -> list[str]:
+    """Keys the sweep varies, other than group choices (those are already in run_dir)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    keys = []
+    for ov in OverridesParser.create().parse_overrides(overrides):
+        key = ov.key_or_group
+        if ov.is_sweep_override() and key not in GROUPS and not key.startswith("hydra"):
+            keys.append(key)
+    return keys
+
+
+def _job_suffix(task_overrides: list[str], swept: list[str]) -> str:
+    """The job's values of the swept keys, as a folder-safe suffix (``encoder.k1=1.2,k=100``)."""
+    parts = []
+    for ov in task_overrides:
+        key = ov.split("=", 1)[0].lstrip("+~")
+        if key in swept:
+            parts.append(re.sub(r"[^\w.=,@+-]", "_", ov.lstrip("+~")))
+    return ",".join(sorted(parts))
+
+
+def _task(cfg: Any) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf, open_dict
+
+    from irbench.cli.errors import handle_errors
+    from irbench.config import validate
+    from irbench.pipeline import run
+    from irbench.progress import console
+    from irbench.report.tables import metrics_table
+
+    hc = HydraConfig.get()
+    task_overrides = list(hc.overrides.task)
+    explicit_run_dir = any(o.split("=", 1)[0].lstrip("+") == "run_dir" for o in task_overrides)
+    swept = [k for k in os.environ.get(SWEEP_KEYS_ENV, "").split(",") if k]
+    suffix = _job_suffix(task_overrides, swept)
+    with open_dict(cfg):
+        cfg.pop("hydra", None)
+        if suffix and not explicit_run_dir:
+            cfg.run_dir = f"{cfg.run_dir}/{suffix}"
+    validate(cfg)
+    OmegaConf.resolve(cfg)
+
+    @handle_errors
+    def job() -> dict[str, float]:
+        metrics, _ = run(cfg)
+        return metrics
+
+    metrics = job()
+    console().print(metrics_table(metrics, title=f"[{hc.job.num}] {cfg.run_dir}"))
+    first = next(iter(metrics.values()), None)
+    return first  # sweepers that optimise (e.g. Optuna) read the first measure
+
+
+def sweep(overrides: list[str]) -> None:
+    import hydra
+
+    from irbench.config import _check_choices, config_dir
+
+    root = config_dir()
+    _check_choices(overrides, root)
+    os.environ[SWEEP_KEYS_ENV] = ",".join(_swept_keys(overrides))
+    main = hydra.main(config_path=str(root), config_name="config", version_base="1.3")(_task)
+    argv = sys.argv
+    sys.argv = ["irbench-run", "--multirun", *overrides]
+    try:
+        main()
+    finally:
+        sys.argv = argv

@@ -1,0 +1,80 @@
+"""Evaluation with ir_measures: parse measure names, per-query and aggregate values."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from irbench.errors import ConfigError
+from irbench.types import Qrel, ScoredDoc
+
+
+def parse_measures(names: Sequence[str]) -> list[Any]:
+    """ir_measures objects for names such as ``nDCG@10``; unknown names are a ConfigError."""
+    import ir_measures
+
+    out = []
+    for name in names:
+        try:
+            out.append(ir_measures.parse_measure(str(name)))
+        except (ValueError, NameError, SyntaxError, TypeError, AttributeError):
+            raise ConfigError(
+                f"unknown measure '{name}'; use ir_measures names such as "
+                "nDCG@10, RR@10, R@100, P@10, AP, Judged@10"
+            ) from None
+    if not out:
+        raise ConfigError("measures is empty; give at least one, e.g. measures=[nDCG@10]")
+    return out
+
+
+@dataclass
+class Evaluation:
+    aggregate: dict[str, float]
+    per_query: list[tuple[str, str, float]]  # (query_id, measure, value)
+    n_queries_qrels: int
+    n_queries_run: int
+    n_queries_evaluated: int
+    notes: list[str] = field(default_factory=list)
+
+
+def evaluate(
+    run: Iterable[ScoredDoc] | dict[str, dict[str, float]],
+    qrels: Iterable[Qrel],
+    measures: Sequence[str],
+) -> Evaluation:
+    """Aggregate and per-query values, keyed by ir_measures' canonical names.
+
+    Per-query values are computed once and aggregated with each measure's own aggregator,
+    exactly as ``ir_measures.calc_aggregate`` does. As trec_eval (without ``-c``) and BEIR do,
+    queries with qrels but no hits in the run are not averaged; the counts make that visible.
+    """
+    import ir_measures
+
+    parsed = parse_measures(measures)
+    qrels_dd: dict[str, dict[str, int]] = {}
+    for q in qrels:
+        qrels_dd.setdefault(q.query_id, {})[q.doc_id] = int(q.relevance)
+    if not isinstance(run, dict):
+        run_dd: dict[str, dict[str, float]] = {}
+        for r in run:
+            run_dd.setdefault(r.query_id, {})[r.doc_id] = float(r.score)
+        run = run_dd
+    evaluated = set(qrels_dd) & set(run)
+    aggregators = {m: m.aggregator() for m in parsed}
+    per_query = []
+    if evaluated:
+        for pq in ir_measures.iter_calc(parsed, qrels_dd, run):
+            aggregators[pq.measure].add(pq.value)
+            per_query.append((pq.query_id, str(pq.measure), float(pq.value)))
+    per_query.sort()
+    aggregate = {
+        str(m): float(aggregators[m].result()) if evaluated else float("nan") for m in parsed
+    }
+    notes = []
+    missing = len(set(qrels_dd) - set(run))
+    if missing:
+        notes.append(
+            f"{missing} of {len(qrels_dd)} queries with qrels have no hits and are not averaged"
+        )
+    return Evaluation(aggregate, per_query, len(qrels_dd), len(run), len(evaluated), notes)

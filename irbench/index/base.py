@@ -1,0 +1,112 @@
+"""Index registry, on-disk headers and atomic folder saves.
+
+Every saved index is a folder with a ``header.json`` whose ``"type"`` key names the index
+class in :data:`INDEX_TYPES`; :func:`load_index` dispatches on it. Classes are imported lazily
+(import path strings) so that importing this module never pulls in numba or faiss.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from irbench.errors import CacheError, ConfigError
+
+if TYPE_CHECKING:
+    from irbench.types import Index
+
+HEADER = "header.json"
+
+#: index type name -> ``"module:Class"``; the class has ``build``, ``load`` and ``search``.
+INDEX_TYPES: dict[str, str] = {
+    "numba": "irbench.index.numba:NumbaIndex",
+}
+
+
+def _import_class(spec: str) -> type:
+    module_name, _, attr = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def index_class(name: str) -> type:
+    """The index class registered as ``name`` (raises :class:`ConfigError` if unknown)."""
+    spec = INDEX_TYPES.get(name)
+    if spec is None:
+        known = ", ".join(sorted(INDEX_TYPES))
+        raise ConfigError(f"index={name!r}: unknown index type (known: {known})")
+    return _import_class(spec)
+
+
+def write_header(path: str | os.PathLike, header: dict[str, Any]) -> None:
+    """Write ``header.json`` into the folder ``path``."""
+    text = json.dumps(header, indent=2, sort_keys=True)
+    (Path(path) / HEADER).write_text(text + "\n", encoding="utf-8")
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any]:
+    """Read ``header.json`` from the folder ``path`` (raises :class:`CacheError`)."""
+    file = Path(path) / HEADER
+    if not Path(path).is_dir():
+        raise CacheError(f"{path}: index folder not found; build the index first")
+    try:
+        header = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CacheError(f"{file}: index header missing; rebuild the index") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CacheError(f"{file}: unreadable index header ({e}); rebuild the index") from None
+    if not isinstance(header, dict):
+        raise CacheError(f"{file}: index header is not a JSON object; rebuild the index")
+    return header
+
+
+def load_index(path: str | os.PathLike) -> Index:
+    """Load the index saved in the folder ``path``, whatever its type."""
+    header = read_header(path)
+    kind = header.get("type")
+    spec = INDEX_TYPES.get(kind) if isinstance(kind, str) else None
+    if spec is None:
+        known = ", ".join(sorted(INDEX_TYPES))
+        raise CacheError(
+            f"{Path(path) / HEADER}: unknown index type {kind!r} (known: {known}); rebuild the index"
+        )
+    return _import_class(spec).load(path)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a sibling temp folder ``<path>.tmp-<pid>``; on success move it to ``path``.
+
+    An existing ``path`` is first renamed aside (``<path>.old-<pid>``) and deleted only after
+    the new folder is in place, so ``path`` holds either the old or the new complete folder,
+    never a half-written one. On an exception the temp folder is removed and ``path`` is
+    left untouched. No fsync: this guards against crashes of the process, not of the machine.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    old = path.with_name(f"{path.name}.old-{os.getpid()}")
+    _remove(tmp)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _remove(old)
+    if path.exists() or path.is_symlink():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    _remove(old)

@@ -1,0 +1,323 @@
+"""Numba kernels of :class:`irbench.index.numba.NumbaIndex`.
+
+Build: two passes over the CSR doc matrix (count postings per term, then scatter), which
+yields term-major posting lists with doc ids ascending within each term.
+
+Search: exhaustive term-at-a-time scoring. Each worker owns one float32 accumulator of
+``n_docs`` entries; a query adds ``float32(q_w) * float32(w)`` posting by posting, in
+ascending term-id order (no fastmath, so no FMA contraction: the float32 sums are exactly
+those of the numpy reference), then feeds the touched docs into a k-sized heap keyed on
+(score desc, doc asc) and resets only what it touched. Queries are spread over workers by
+stride (worker ``w`` takes queries ``w, w + n_workers, ...``); every query is scored by the
+same sequential code, so results do not depend on the thread count.
+
+Touched docs are told apart by ``acc != 0``: a sum of products > 0 is > 0 in float32, so this
+is exact unless some product was <= 0 (a query weight <= 0, a quantised weight 0, an
+underflow). Only then, and only if a zero score could still enter the top k, the query is
+rescored with a ``seen`` byte per doc to find the touched docs that sum to exactly 0.
+Candidates are enumerated two ways, chosen per query from its total posting count ``P``:
+``P <= touched.shape[1]``: a list of first-touched docs (sparse); otherwise: a linear scan of
+all accumulators (dense), which is cheaper when a query touches a large share of the docs;
+the scan zeroes as it goes and, once the heap is full, skips 64-doc blocks with no score
+above the heap's worst with one vectorisable pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+# ----------------------------------------------------------------------------------- build
+
+
+@njit(cache=True, nogil=True)
+def count_postings(indptr, indices, data, row_start, row_stop, counts):  # pragma: no cover
+    """``counts[t + 1] += 1`` for every entry of rows [row_start, row_stop) with weight > 0."""
+    n_terms = counts.shape[0] - 1
+    for r in range(row_start, row_stop):
+        for j in range(indptr[r], indptr[r + 1]):
+            t = np.int64(indices[j])
+            if np.float32(data[j]) > np.float32(0.0) and t >= 0 and t < n_terms:
+                counts[t + 1] += 1
+
+
+@njit(cache=True, nogil=True)
+def scatter_postings(
+    indptr, indices, data, row_start, row_stop, pos, doc_ids, weights
+):  # pragma: no cover
+    """Append rows [row_start, row_stop) to the posting lists; ``pos[t]`` = next free slot."""
+    n_terms = pos.shape[0]
+    for r in range(row_start, row_stop):
+        for j in range(indptr[r], indptr[r + 1]):
+            t = np.int64(indices[j])
+            w = np.float32(data[j])
+            if w > np.float32(0.0) and t >= 0 and t < n_terms:
+                p = pos[t]
+                doc_ids[p] = r
+                weights[p] = w
+                pos[t] = p + 1
+
+
+@njit(cache=True, nogil=True)
+def quantize_weights(weights, scale, qmax, out):  # pragma: no cover
+    """``out[i] = clip(rint(weights[i] / scale), 0, qmax)`` (division in float64)."""
+    sc = np.float64(scale)
+    for i in range(weights.shape[0]):
+        q = np.rint(np.float64(weights[i]) / sc)
+        if q > qmax:
+            q = qmax
+        if q < 0.0:
+            q = 0.0
+        out[i] = q
+
+
+# ---------------------------------------------------------------------------------- search
+
+
+@njit(inline="always", nogil=True)
+def _worse(s1, d1, s2, d2):  # pragma: no cover
+    """True if (s1, d1) ranks after (s2, d2): lower score, or same score and higher doc."""
+    return s1 < s2 or (s1 == s2 and d1 > d2)
+
+
+@njit(inline="always", nogil=True)
+def _sift_down(hs, hd, size, i):  # pragma: no cover
+    """Restore the min-heap (root = worst) below ``i``."""
+    s = hs[i]
+    d = hd[i]
+    while True:
+        c = 2 * i + 1
+        if c >= size:
+            break
+        r = c + 1
+        if r < size and _worse(hs[r], hd[r], hs[c], hd[c]):
+            c = r
+        if _worse(hs[c], hd[c], s, d):
+            hs[i] = hs[c]
+            hd[i] = hd[c]
+            i = c
+        else:
+            break
+    hs[i] = s
+    hd[i] = d
+
+
+@njit(inline="always", nogil=True)
+def _heap_offer(hs, hd, size, k, s, d):  # pragma: no cover
+    """Offer (s, d) to a heap of capacity k holding ``size`` items; return the new size."""
+    if size < k:
+        i = size
+        while i > 0:
+            p = (i - 1) >> 1
+            if _worse(s, d, hs[p], hd[p]):
+                hs[i] = hs[p]
+                hd[i] = hd[p]
+                i = p
+            else:
+                break
+        hs[i] = s
+        hd[i] = d
+        return size + 1
+    if _worse(hs[0], hd[0], s, d):
+        hs[0] = s
+        hd[0] = d
+        _sift_down(hs, hd, size, 0)
+    return size
+
+
+@njit(nogil=True)
+def _offer_zero_scores(
+    offsets, doc_ids, weights, scale, q_indices, q_data, q0, q1, k, acc, seen, hs, hd, size
+):  # pragma: no cover
+    """Slow path: rescore the query tracking touched docs in ``seen``, and offer the touched
+    docs whose float32 sum is exactly 0 (those are invisible to the fast path, which tells
+    touched from untouched docs by ``acc != 0``). ``acc`` and ``seen`` are zero on exit."""
+    n_terms = offsets.shape[0] - 1
+    for j in range(q0, q1):
+        t = np.int64(q_indices[j])
+        if t >= 0 and t < n_terms:
+            qw = np.float32(q_data[j])
+            for p in range(offsets[t], offsets[t + 1]):
+                d = np.int64(doc_ids[p])
+                acc[d] += qw * np.float32(weights[p])
+                seen[d] = 1
+    for j in range(q0, q1):
+        t = np.int64(q_indices[j])
+        if t >= 0 and t < n_terms:
+            for p in range(offsets[t], offsets[t + 1]):
+                d = np.int64(doc_ids[p])
+                if seen[d] != 0:
+                    seen[d] = 0
+                    v = acc[d]
+                    acc[d] = 0.0
+                    if v == 0:
+                        size = _heap_offer(hs, hd, size, k, v * scale, d)
+    return size
+
+
+@njit(nogil=True)
+def _search_one(
+    offsets,
+    doc_ids,
+    weights,
+    scale,
+    q_indices,
+    q_data,
+    q0,
+    q1,
+    k,
+    acc,
+    seen,
+    touched,
+    hs,
+    hd,
+    out_s,
+    out_d,
+):  # pragma: no cover
+    n_terms = offsets.shape[0] - 1
+    n_docs = acc.shape[0]
+    total = np.int64(0)
+    for j in range(q0, q1):
+        t = np.int64(q_indices[j])
+        if t >= 0 and t < n_terms:
+            total += offsets[t + 1] - offsets[t]
+    if total == 0 or k == 0:
+        return
+    dense = total > touched.shape[0]
+    zero = np.float32(0.0)
+    n_nonpos = np.int64(0)  # products <= 0: only then can a touched doc sum to exactly 0
+    n_touched = np.int64(0)
+    for j in range(q0, q1):
+        t = np.int64(q_indices[j])
+        if t < 0 or t >= n_terms:
+            continue
+        qw = np.float32(q_data[j])
+        b = offsets[t]
+        e = offsets[t + 1]
+        if dense:
+            for p in range(b, e):
+                d = np.int64(doc_ids[p])
+                x = qw * np.float32(weights[p])
+                acc[d] += x
+                n_nonpos += np.int64(x <= zero)
+        else:
+            for p in range(b, e):
+                # branch-free: always write, advance on a first touch (acc still 0); a doc
+                # whose sum returned to 0 may be listed twice, the selection below skips it
+                d = np.int64(doc_ids[p])
+                x = qw * np.float32(weights[p])
+                a = acc[d]
+                touched[n_touched] = d
+                n_touched += np.int64(a == zero)
+                acc[d] = a + x
+                n_nonpos += np.int64(x <= zero)
+    # select among docs with a nonzero sum (= touched docs unless n_nonpos > 0)
+    size = 0
+    thr_s = zero  # the heap's worst entry, valid once size == k
+    thr_d = np.int64(0)
+    if dense:
+        # blocks of 64 docs; once the heap is full, a block with no score > the worst entry
+        # is skipped (a tie cannot enter either: the scan is in ascending doc order)
+        for b0 in range(0, n_docs, 64):
+            b1 = min(b0 + 64, n_docs)
+            if size == k:
+                n_above = 0
+                for d in range(b0, b1):
+                    n_above += np.int64(acc[d] * scale > thr_s)
+                if n_above == 0:
+                    for d in range(b0, b1):
+                        acc[d] = zero
+                    continue
+            for d in range(b0, b1):
+                v = acc[d]
+                if v != zero:
+                    acc[d] = zero
+                    s = v * scale
+                    if size == k and (s < thr_s or (s == thr_s and d > thr_d)):
+                        continue
+                    size = _heap_offer(hs, hd, size, k, s, np.int64(d))
+                    thr_s = hs[0]
+                    thr_d = hd[0]
+    else:
+        for i in range(n_touched):
+            d = np.int64(touched[i])
+            v = acc[d]
+            if v != zero:
+                acc[d] = zero
+                s = v * scale
+                if size == k and (s < thr_s or (s == thr_s and d > thr_d)):
+                    continue
+                size = _heap_offer(hs, hd, size, k, s, d)
+                thr_s = hs[0]
+                thr_d = hd[0]
+    if n_nonpos > 0 and (size < k or hs[0] <= zero):
+        size = _offer_zero_scores(
+            offsets,
+            doc_ids,
+            weights,
+            scale,
+            q_indices,
+            q_data,
+            q0,
+            q1,
+            k,
+            acc,
+            seen,
+            hs,
+            hd,
+            size,
+        )
+    # pop the worst to the back: row ends up best-first
+    while size > 0:
+        size -= 1
+        out_s[size] = hs[0]
+        out_d[size] = hd[0]
+        hs[0] = hs[size]
+        hd[0] = hd[size]
+        _sift_down(hs, hd, size, 0)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def search_batch(
+    offsets,
+    doc_ids,
+    weights,
+    scale,
+    q_indptr,
+    q_indices,
+    q_data,
+    k,
+    acc,
+    seen,
+    touched,
+    heap_s,
+    heap_d,
+    out_s,
+    out_d,
+):  # pragma: no cover
+    """Top-k of every query row into ``out_s``/``out_d`` (pre-filled with -inf / -1).
+
+    ``acc``/``seen`` must be zero on entry and are zero again on return; one row per worker.
+    """
+    n_workers = acc.shape[0]
+    nq = q_indptr.shape[0] - 1
+    for w in prange(n_workers):
+        for qi in range(w, nq, n_workers):
+            _search_one(
+                offsets,
+                doc_ids,
+                weights,
+                scale,
+                q_indices,
+                q_data,
+                q_indptr[qi],
+                q_indptr[qi + 1],
+                k,
+                acc[w],
+                seen[w],
+                touched[w],
+                heap_s[w],
+                heap_d[w],
+                out_s[qi],
+                out_d[qi],
+            )

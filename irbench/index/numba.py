@@ -1,0 +1,352 @@
+"""``index=numba``: an exact, deterministic in-process inverted index compiled with Numba.
+
+Layout (term-major, CSC-like): ``offsets`` int64 ``[n_terms + 1]``, ``doc_ids`` uint32
+``[nnz]`` (ascending within a term) and ``weights`` ``[nnz]`` (float32, or uint8/uint16 when
+quantised). The postings of term ``t`` are ``offsets[t]:offsets[t + 1]``. The internal doc
+index is the row number of the doc matrix given to :meth:`NumbaIndex.build`.
+
+Scoring is exhaustive term-at-a-time in float32 (see :mod:`irbench.index.kernels`): for each
+query term in ascending id, ``acc[d] += float32(q_w) * float32(w)``; the final score is
+``acc[d] * float32(scale)`` (``scale == 1`` unquantised, an exact no-op). A doc is a match
+iff it appears in the posting list of at least one stored query entry (including entries of
+weight 0): a match may score 0 or less; docs touched by no query term are never returned.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from irbench.errors import CacheError, ConfigError
+from irbench.index import kernels
+from irbench.index.base import atomic_folder, read_header, write_header
+
+FORMAT = 1
+_QUANT_DTYPES = {None: np.float32, "uint8": np.uint8, "uint16": np.uint16}
+_ARRAYS = ("offsets", "doc_ids", "weights")
+_BUILD_BLOCK = 1 << 20  # rows per build step (progress granularity)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    """A read-only plain-ndarray view, so that numba compiles one specialisation only."""
+    v = np.asarray(a).view()
+    v.flags.writeable = False
+    return v
+
+
+def _is_csr(m: Any) -> bool:
+    """csr_matrix or csr_array (``sp.isspmatrix_csr`` is False for the latter)."""
+    return sp.issparse(m) and m.format == "csr"
+
+
+def _touched_cap(n_docs: int) -> int:
+    """Size of the per-worker touched-doc list; queries with more postings scan all docs.
+
+    Measured crossover (100k docs, cache-resident accumulator): the dense scan wins once a
+    query has more than ~0.2-0.3 postings per doc; with larger, out-of-cache accumulators
+    random access gets dearer, hence the slightly lower 1/6.
+    """
+    return max(min(n_docs, 4096), n_docs // 6)
+
+
+class NumbaIndex:
+    """Term-major posting lists searched exactly by Numba kernels.
+
+    Quantisation (``quantize="uint8"`` / ``"uint16"``): weights are stored as
+    ``q = clip(rint(w / scale), 0, 2**bits - 1)`` (round half to even) with
+    ``scale = float32(max_weight / (2**bits - 1))``, and a doc scores
+    ``float32(sum over query terms of float32(q_w) * q) * float32(scale)``, i.e. exactly the
+    float32 arithmetic of the unquantised index applied to the integer weights, rescaled once.
+    A weight's absolute error is at most ``scale / 2``; small weights may round to ``q = 0``
+    (the doc stays a match for the term but gains nothing from it). Measured on random
+    100k-doc x 30k-term corpora (150 nnz/doc, weights uniform in (0.001, 1.001]; uniform and
+    Zipf term draws) with 1000 queries of 20 terms, comparing the top-10 rank by rank with the
+    unquantised index: uint8 - relative score error median ~1.5e-3, max ~1.5e-2, top-10
+    overlap 97.7-98.9%, index ~37% smaller (1-byte weights); uint16 - median ~6e-6, max
+    ~7e-5, overlap 99.99-100% (only near-ties swap), index ~25% smaller.
+    """
+
+    type_name = "numba"
+
+    def __init__(
+        self,
+        offsets: np.ndarray,
+        doc_ids: np.ndarray,
+        weights: np.ndarray,
+        *,
+        n_docs: int,
+        quantize: str | None = None,
+        scale: float = 1.0,
+    ):
+        if quantize not in _QUANT_DTYPES:
+            raise ConfigError(
+                f"index.quantize={quantize!r}: expected one of null, 'uint8', 'uint16'"
+            )
+        self.offsets = offsets
+        self.doc_ids = doc_ids
+        self.weights = weights
+        self.quantize = quantize
+        self.scale = float(scale)
+        self._n_docs = int(n_docs)
+        self._kernel_arrays = tuple(_readonly(a) for a in (offsets, doc_ids, weights))
+        self._scratch: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._scratch_lock = threading.Lock()
+
+    # ------------------------------------------------------------------------- properties
+
+    @property
+    def n_docs(self) -> int:
+        return self._n_docs
+
+    @property
+    def n_terms(self) -> int:
+        return int(self.offsets.shape[0]) - 1
+
+    @property
+    def nnz(self) -> int:
+        return int(self.doc_ids.shape[0])
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the posting arrays (the same on disk, less the .npy headers)."""
+        return int(self.offsets.nbytes + self.doc_ids.nbytes + self.weights.nbytes)
+
+    def __repr__(self) -> str:
+        return (
+            f"NumbaIndex(n_docs={self.n_docs}, n_terms={self.n_terms}, nnz={self.nnz}, "
+            f"quantize={self.quantize!r})"
+        )
+
+    # ------------------------------------------------------------------------------ build
+
+    @classmethod
+    def build(
+        cls,
+        docs: sp.csr_matrix,
+        *,
+        quantize: str | None = None,
+        progress: Any = None,
+        **_: Any,
+    ) -> NumbaIndex:
+        """Build from a doc matrix (rows = docs, columns = term ids); drops weights <= 0.
+
+        Weights are cast to float32 before the ``> 0`` test. ``progress(n_done, n_total)``
+        is called after each block of rows, if given.
+        """
+        if quantize not in _QUANT_DTYPES:
+            raise ConfigError(
+                f"index.quantize={quantize!r}: expected one of null, 'uint8', 'uint16'"
+            )
+        docs = docs if _is_csr(docs) else sp.csr_matrix(docs)
+        if not docs.has_canonical_format:
+            docs = docs.copy()
+            docs.sum_duplicates()
+        n_docs, n_terms = (int(x) for x in docs.shape)
+        if n_docs >= 2**32:
+            raise ConfigError(f"index=numba: {n_docs} docs exceed the uint32 doc-id limit")
+        indptr = docs.indptr.astype(np.int64, copy=False)
+        indices, data = docs.indices, docs.data
+
+        counts = np.zeros(n_terms + 1, dtype=np.int64)
+        for r0 in range(0, n_docs, _BUILD_BLOCK):
+            kernels.count_postings(
+                indptr, indices, data, r0, min(r0 + _BUILD_BLOCK, n_docs), counts
+            )
+        offsets = np.cumsum(counts, dtype=np.int64)
+        nnz = int(offsets[-1])
+        doc_ids = np.empty(nnz, dtype=np.uint32)
+        weights = np.empty(nnz, dtype=np.float32)
+        pos = offsets[:-1].copy()
+        for r0 in range(0, n_docs, _BUILD_BLOCK):
+            r1 = min(r0 + _BUILD_BLOCK, n_docs)
+            kernels.scatter_postings(indptr, indices, data, r0, r1, pos, doc_ids, weights)
+            if progress is not None:
+                progress(r1, n_docs)
+        if progress is not None and n_docs == 0:
+            progress(0, 0)
+
+        scale = 1.0
+        if quantize is not None:
+            dtype = _QUANT_DTYPES[quantize]
+            qmax = float(np.iinfo(dtype).max)
+            max_w = float(weights.max()) if nnz else 0.0
+            scale = float(np.float32(max_w / qmax)) if max_w > 0 else 1.0
+            if not scale > 0:  # max_w / qmax underflows float32: fall back to q in {0, 1}
+                scale = max_w
+            qweights = np.empty(nnz, dtype=dtype)
+            kernels.quantize_weights(weights, scale, qmax, qweights)
+            weights = qweights
+        return cls(offsets, doc_ids, weights, n_docs=n_docs, quantize=quantize, scale=scale)
+
+    # ------------------------------------------------------------------------- save / load
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "format": FORMAT,
+            "n_docs": self.n_docs,
+            "n_terms": self.n_terms,
+            "nnz": self.nnz,
+            "quantize": self.quantize,
+            "scale": self.scale,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the folder ``path`` atomically (header.json + one .npy per array)."""
+        with atomic_folder(path) as tmp:
+            for name in _ARRAYS:
+                np.save(tmp / f"{name}.npy", np.asarray(getattr(self, name)))
+            write_header(tmp, self.header())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, mmap: bool = True) -> NumbaIndex:
+        """Load a saved index (memory-mapped read-only by default); raises CacheError.
+
+        Checks the header, array dtypes/shapes and offsets (monotone, 0 .. nnz); it does not
+        scan ``doc_ids`` (O(nnz)): corrupted contents of a well-formed file go undetected.
+        """
+        path = Path(path)
+        header = read_header(path)
+        where = path / "header.json"
+        if header.get("type") != cls.type_name:
+            raise CacheError(f"{where}: index type {header.get('type')!r} is not 'numba'")
+        if header.get("format") != FORMAT:
+            raise CacheError(
+                f"{where}: index format {header.get('format')!r} unsupported "
+                f"(expected {FORMAT}); rebuild the index"
+            )
+        try:
+            n_docs = int(header["n_docs"])
+            n_terms = int(header["n_terms"])
+            nnz = int(header["nnz"])
+            quantize = header["quantize"]
+            scale = float(header["scale"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CacheError(
+                f"{where}: bad or missing header key ({e}); rebuild the index"
+            ) from None
+        if quantize not in _QUANT_DTYPES or min(n_docs, n_terms, nnz) < 0 or not scale > 0:
+            raise CacheError(f"{where}: invalid header values; rebuild the index")
+
+        expected = {
+            "offsets": (np.dtype(np.int64), (n_terms + 1,)),
+            "doc_ids": (np.dtype(np.uint32), (nnz,)),
+            "weights": (np.dtype(_QUANT_DTYPES[quantize]), (nnz,)),
+        }
+        arrays = {}
+        for name, (dtype, shape) in expected.items():
+            file = path / f"{name}.npy"
+            try:
+                arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise CacheError(f"{file}: unreadable ({msg}); rebuild the index") from None
+            if arr.dtype != dtype or arr.shape != shape:
+                raise CacheError(
+                    f"{file}: {arr.dtype}{list(arr.shape)} does not match the header "
+                    f"({dtype}{list(shape)}); rebuild the index"
+                )
+            arrays[name] = arr
+        offsets = arrays["offsets"]
+        if offsets[0] != 0 or offsets[-1] != nnz or np.any(np.diff(offsets) < 0):
+            raise CacheError(f"{path / 'offsets.npy'}: offsets inconsistent; rebuild the index")
+        return cls(
+            offsets,
+            arrays["doc_ids"],
+            arrays["weights"],
+            n_docs=n_docs,
+            quantize=quantize,
+            scale=scale,
+        )
+
+    # ----------------------------------------------------------------------------- search
+
+    def _take_scratch(self, n_workers: int) -> tuple[tuple[np.ndarray, ...], bool]:
+        """Zeroed per-worker buffers; cached on the index when no other search holds them."""
+        cached = self._scratch_lock.acquire(blocking=False)
+        if cached:
+            s = self._scratch
+            if s is not None and s[0].shape[0] >= n_workers:
+                return s, True
+            self._scratch = None  # free the smaller ones first
+        cap = _touched_cap(self.n_docs)
+        try:
+            s = (
+                np.zeros((n_workers, self.n_docs), dtype=np.float32),
+                np.zeros((n_workers, self.n_docs), dtype=np.uint8),
+                np.empty((n_workers, cap), dtype=np.int32),
+            )
+        except BaseException:
+            if cached:
+                self._scratch_lock.release()
+            raise
+        if cached:
+            self._scratch = s
+        return s, cached
+
+    def search(
+        self, queries: sp.csr_matrix, k: int, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k: ``(scores float32 [nq, k], doc_idx int64 [nq, k])``.
+
+        Rows best-first (score desc, doc index asc); padded with -inf / -1 when fewer than
+        k docs match. Query columns >= ``n_terms`` are ignored. ``threads`` > 0 sets the
+        numba thread count for this call (capped at ``NUMBA_NUM_THREADS``), 0 = all.
+        """
+        k = int(k)
+        if k < 0:
+            raise ConfigError(f"k={k}: must be >= 0")
+        q = queries if _is_csr(queries) else sp.csr_matrix(queries)
+        if not q.has_canonical_format:
+            q = q.copy()
+            q.sum_duplicates()
+        nq = int(q.shape[0])
+        out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+        out_d = np.full((nq, k), -1, dtype=np.int64)
+        if nq == 0 or k == 0 or self.nnz == 0 or q.nnz == 0:
+            return out_s, out_d
+        q_indptr = q.indptr.astype(np.int64, copy=False)
+        q_indices = q.indices.astype(np.int64, copy=False)
+        q_data = q.data.astype(np.float32, copy=False)
+
+        max_threads = numba.config.NUMBA_NUM_THREADS
+        n_threads = min(int(threads), max_threads) if threads and threads > 0 else max_threads
+        old_threads = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            n_workers = min(n_threads, nq)
+            (acc, seen, touched), cached = self._take_scratch(n_workers)
+            try:
+                acc, seen, touched = acc[:n_workers], seen[:n_workers], touched[:n_workers]
+                heap_s = np.empty((n_workers, k), dtype=np.float32)
+                heap_d = np.empty((n_workers, k), dtype=np.int64)
+                offsets, doc_ids, weights = self._kernel_arrays
+                kernels.search_batch(
+                    offsets,
+                    doc_ids,
+                    weights,
+                    np.float32(self.scale),
+                    q_indptr,
+                    q_indices,
+                    q_data,
+                    k,
+                    acc,
+                    seen,
+                    touched,
+                    heap_s,
+                    heap_d,
+                    out_s,
+                    out_d,
+                )
+            finally:
+                if cached:
+                    self._scratch_lock.release()
+        finally:
+            numba.set_num_threads(old_threads)
+        return out_s, out_d

@@ -1,0 +1,329 @@
+"""The experiment as plain functions: index -> retrieve -> evaluate, usable from Python.
+
+Each function takes a composed config (``irbench.config.compose([...])``) and a ``record``
+dict that collects provenance for ``manifest.json``. The CLI is a thin shell around these.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from irbench.errors import DataError, IrbenchError
+
+INDEX_FORMAT = 1
+
+
+@dataclass
+class IndexHandle:
+    path: Path
+    index: Any
+    encoder: Any
+    docnos: list[str]
+    reused: bool
+    info: dict[str, Any]
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)
+
+
+def effective_threads(threads: int) -> int:
+    return threads if threads > 0 else (os.cpu_count() or 1)
+
+
+def load_dataset(cfg: Any):
+    from omegaconf import OmegaConf
+
+    from irbench.data import make_dataset
+
+    return make_dataset(**OmegaConf.to_container(cfg.dataset, resolve=True))
+
+
+def _component_cfg(node: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def make_encoder(cfg: Any):
+    from irbench.config import instantiate
+
+    return instantiate(cfg.encoder)
+
+
+def _index_entry(cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
+    from irbench.runs.cache import content_key
+
+    index_cfg = {k: v for k, v in _component_cfg(cfg.index).items() if k != "name"}
+    key = content_key(
+        INDEX_FORMAT, fingerprint.get("docs", fingerprint), encoder.config_key(), index_cfg
+    )
+    name = f"{cfg.dataset.name}.{cfg.encoder.name}.{cfg.index.name}.{key}"
+    return Path(cfg.cache_dir) / "index" / name
+
+
+def _docs_with_ids(dataset: Any, docnos: list[str]):
+    """Stream docs, collecting ids in order and rejecting duplicates."""
+    from irbench.progress import track
+
+    seen: set[str] = set()
+    for doc in track(dataset.docs_iter(), "encoding docs", total=dataset.docs_count()):
+        if doc.doc_id in seen:
+            raise DataError(
+                f"duplicate doc id '{doc.doc_id}' in dataset '{dataset.name}'; doc ids must be unique"
+            )
+        seen.add(doc.doc_id)
+        docnos.append(doc.doc_id)
+        yield doc
+
+
+def build_index(
+    cfg: Any, record: dict[str, Any] | None = None, require_cached: bool = False
+) -> IndexHandle:
+    """Encode the corpus and build the index, or reuse the cached one with the same content key.
+
+    With ``require_cached`` a missing cache entry is an error instead of a build.
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    from irbench.config import instantiate
+    from irbench.index import load_index
+    from irbench.runs.cache import get_or_build
+
+    record = record if record is not None else {}
+    dataset = load_dataset(cfg)
+    fingerprint = dataset.fingerprint()
+    encoder = make_encoder(cfg)
+    entry = _index_entry(cfg, dataset, encoder, fingerprint)
+    from irbench.runs.cache import is_complete
+
+    if require_cached and not is_complete(entry):
+        raise IrbenchError(
+            f"no index for this config under cache_dir={cfg.cache_dir}; "
+            "run `irbench index` with the same overrides first (or `irbench run`)"
+        )
+
+    def build(tmp: Path) -> dict[str, Any]:
+        docnos: list[str] = []
+        t0 = time.perf_counter()
+        batches = list(encoder.encode_corpus(_docs_with_ids(dataset, docnos)))
+        docs = (
+            sp.vstack(batches, format="csr") if batches else sp.csr_matrix((0, encoder.vocab_size))
+        )
+        docs = sp.csr_matrix(docs, dtype=np.float32)
+        encode_s = time.perf_counter() - t0
+        if docs.shape[0] != len(docnos):
+            raise IrbenchError(f"encoder returned {docs.shape[0]} vectors for {len(docnos)} docs")
+        t0 = time.perf_counter()
+        builder = instantiate(cfg.index)
+        index = builder(docs)
+        index.save(tmp / "index")
+        build_s = time.perf_counter() - t0
+        encoder.save(tmp / "encoder")
+        (tmp / "docnos.txt").write_text("".join(d + "\n" for d in docnos), encoding="utf-8")
+        nnz_per_doc = np.diff(docs.indptr)
+        return {
+            "n_docs": len(docnos),
+            "vocab_size": int(encoder.vocab_size),
+            "nnz": int(docs.nnz),
+            "avg_doc_nnz": round(float(nnz_per_doc.mean()), 3) if len(docnos) else 0.0,
+            "empty_docs": int((nnz_per_doc == 0).sum()),
+            "index_bytes": int(index.size_bytes),
+            "encode_s": round(encode_s, 3),
+            "build_s": round(build_s, 3),
+        }
+
+    reused, info = get_or_build(entry, build)
+    encoder.load(entry / "encoder")
+    index = load_index(entry / "index")
+    docnos = (entry / "docnos.txt").read_text(encoding="utf-8").splitlines()
+    record.update(
+        {
+            "dataset": {"name": dataset.name, "fingerprint": fingerprint},
+            "encoder": {"name": cfg.encoder.name, "config": encoder.config_key()},
+            "index": {"name": cfg.index.name, "cache": str(entry), "reused": reused, **info},
+        }
+    )
+    return IndexHandle(entry, index, encoder, docnos, reused, info)
+
+
+def run_tag(cfg: Any) -> str:
+    return cfg.tag or f"{cfg.encoder.name}.{cfg.index.name}"
+
+
+def search(cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] | None = None):
+    """Yield ``(query_id, [(doc_id, score), ...])`` for each query, ranked, BEIR rule applied."""
+    import numpy as np
+
+    from irbench.progress import track
+
+    record = record if record is not None else {}
+    k = int(cfg.k)
+    drop_self = bool(cfg.dataset.drop_self_hits)
+    depth = k + 1 if drop_self else k
+    threads = int(cfg.threads)
+    bs = int(cfg.query_batch_size)
+    encode_s = search_s = 0.0
+    results = []
+    for start in track(
+        range(0, len(queries), bs), "retrieving", total=-(-len(queries) // bs), unit="batches"
+    ):
+        batch = queries[start : start + bs]
+        t0 = time.perf_counter()
+        qvecs = handle.encoder.encode_queries(batch)
+        t1 = time.perf_counter()
+        scores, idx = handle.index.search(qvecs, depth, threads=threads)
+        t2 = time.perf_counter()
+        encode_s += t1 - t0
+        search_s += t2 - t1
+        for row, q in enumerate(batch):
+            valid = idx[row] >= 0
+            ranked = [
+                (handle.docnos[d], float(s))
+                for d, s in zip(
+                    idx[row][valid].tolist(),
+                    scores[row][valid].astype(np.float64).tolist(),
+                    strict=True,
+                )
+            ]
+            if drop_self:
+                ranked = [h for h in ranked if h[0] != q.query_id]
+            results.append((q.query_id, ranked[:k]))
+    n = max(len(queries), 1)
+    record.update(
+        {
+            "queries": len(queries),
+            "queries_without_hits": sum(1 for _, r in results if not r),
+            "query_encode_s": round(encode_s, 4),
+            "search_s": round(search_s, 4),
+            "ms_per_query": round(1000 * (encode_s + search_s) / n, 4),
+            "threads": effective_threads(threads),
+        }
+    )
+    return results
+
+
+def retrieve(cfg: Any, handle: IndexHandle, record: dict[str, Any] | None = None) -> Path:
+    """Search every query of the split and write ``run_dir/run.trec``."""
+    from irbench.runs.trec import write_run
+
+    record = record if record is not None else {}
+    dataset = load_dataset(cfg)
+    queries = list(dataset.queries_iter())
+    seen: set[str] = set()
+    for q in queries:
+        if q.query_id in seen:
+            raise DataError(f"duplicate query id '{q.query_id}' in dataset '{dataset.name}'")
+        seen.add(q.query_id)
+    results = search(cfg, handle, queries, record)
+    out = Path(cfg.run_dir) / "run.trec"
+    write_run(out, results, run_tag(cfg))
+    return out
+
+
+def evaluate(cfg: Any, run_path: Path | None = None, docnos: list[str] | None = None, record=None):
+    """Evaluate ``run.trec`` against the dataset's qrels; write metrics.json and perquery.tsv."""
+    from irbench.data import check_qrels
+    from irbench.eval import evaluate as evaluate_run
+    from irbench.runs.trec import read_run
+
+    record = record if record is not None else {}
+    run_dir = Path(cfg.run_dir)
+    run_path = Path(run_path or run_dir / "run.trec")
+    dataset = load_dataset(cfg)
+    qrels = list(dataset.qrels_iter())
+    if docnos is not None:
+        record["qrels_check"] = check_qrels(qrels, set(docnos))
+    result = evaluate_run(read_run(run_path), qrels, list(cfg.measures))
+    write_metrics(run_dir, result)
+    record.update(
+        {
+            "queries_with_qrels": result.n_queries_qrels,
+            "queries_in_run": result.n_queries_run,
+            "queries_evaluated": result.n_queries_evaluated,
+            "notes": result.notes,
+        }
+    )
+    return result
+
+
+def write_metrics(run_dir: Path, result: Any) -> None:
+    from irbench.runs.atomic import atomic_open, write_json
+
+    write_json(run_dir / "metrics.json", result.aggregate)
+    with atomic_open(run_dir / "perquery.tsv") as f:
+        f.write("query_id\tmeasure\tvalue\n")
+        for qid, measure, value in result.per_query:
+            f.write(f"{qid}\t{measure}\t{value:.6f}\n")
+
+
+def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) -> Path:
+    """Write (or update) ``run_dir/manifest.json`` and the resolved ``config.yaml``."""
+    from irbench.config import to_yaml
+    from irbench.runs.atomic import write_json, write_text
+    from irbench.runs.manifest import environment, sha256_file
+
+    run_dir = Path(cfg.run_dir)
+    config_text = to_yaml(cfg)
+    path = run_dir / "manifest.json"
+    manifest: dict[str, Any] = {}
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+            if old.get("config_sha256") == _sha(config_text):
+                manifest = old
+        except (OSError, ValueError):
+            manifest = {}
+    manifest.update(environment())
+    manifest["config_sha256"] = _sha(config_text)
+    manifest["seed"] = int(cfg.seed)
+    manifest["threads"] = effective_threads(int(cfg.threads))
+    manifest.setdefault("stages", {}).update(stages)
+    for key, value in details.items():
+        manifest[key] = value
+    outputs = {}
+    for name in ("run.trec", "metrics.json", "perquery.tsv"):
+        if (run_dir / name).is_file():
+            outputs[name] = sha256_file(run_dir / name)
+    manifest["outputs"] = outputs
+    write_text(run_dir / "config.yaml", config_text)
+    write_json(path, manifest)
+    return path
+
+
+def _sha(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def run(cfg: Any) -> tuple[dict[str, float], dict[str, Any]]:
+    """index -> retrieve -> evaluate; returns ``(metrics, objects)``."""
+    from irbench.runs.manifest import stage
+
+    seed_everything(int(cfg.seed))
+    stages: dict[str, Any] = {}
+    details: dict[str, Any] = {}
+    with stage(stages, "index") as info:
+        handle = build_index(cfg, details)
+        info["cached"] = handle.reused
+    with stage(stages, "retrieve") as info:
+        run_path = retrieve(cfg, handle, info)
+    with stage(stages, "eval") as info:
+        result = evaluate(cfg, run_path, handle.docnos, info)
+    write_manifest(cfg, stages, details)
+    return result.aggregate, {"index": handle, "evaluation": result, "run": run_path}

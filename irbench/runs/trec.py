@@ -1,0 +1,72 @@
+"""TREC run files: ``qid Q0 docid rank score tag``, written atomically, read strictly."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from irbench.errors import DataError
+from irbench.runs.atomic import atomic_open
+from irbench.types import ScoredDoc
+
+
+def format_score(score: float) -> str:
+    return f"{score:.6f}"
+
+
+def write_run(
+    path: str | os.PathLike, hits: Iterable[tuple[str, list[tuple[str, float]]]], tag: str
+) -> None:
+    """Write ``(query_id, [(doc_id, score), ...])`` rows (already ranked) to ``path``."""
+    if not tag or any(c.isspace() for c in tag):
+        raise DataError(f"run tag {tag!r} must be non-empty without spaces (set tag=...)")
+    with atomic_open(path) as f:
+        for qid, ranked in hits:
+            lines = [
+                f"{qid} Q0 {docid} {rank} {format_score(score)} {tag}\n"
+                for rank, (docid, score) in enumerate(ranked, start=1)
+            ]
+            f.writelines(lines)
+
+
+def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """Read a TREC run as ``{query_id: {doc_id: score}}`` (the form ir_measures evaluates
+    fastest). Malformed lines, non-numeric scores and duplicate (qid, docid) pairs raise
+    DataError naming the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("run file not found", path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError("not valid UTF-8", path, data[: exc.start].count(b"\n") + 1) from None
+    run: dict[str, dict[str, float]] = {}
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 6:
+            raise DataError(
+                f"expected 6 columns 'qid Q0 docid rank score tag', got {len(parts)}", path, lineno
+            )
+        qid, _, docid, _, score, _ = parts
+        try:
+            value = float(score)
+        except ValueError:
+            raise DataError(f"score {score!r} is not a number", path, lineno) from None
+        if value != value:
+            raise DataError("score is NaN", path, lineno)
+        hits = run.setdefault(qid, {})
+        if docid in hits:
+            raise DataError(f"duplicate (query {qid}, doc {docid})", path, lineno)
+        hits[docid] = value
+    return run
+
+
+def iter_run(path: str | os.PathLike) -> Iterator[ScoredDoc]:
+    """The run as ScoredDoc records (query order of the file, docs by descending score)."""
+    for qid, hits in read_run(path).items():
+        for docid, score in sorted(hits.items(), key=lambda h: -h[1]):
+            yield ScoredDoc(qid, docid, score)

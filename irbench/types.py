@@ -1,0 +1,110 @@
+"""Records and protocols shared by every irbench package.
+
+Records reuse ir_datasets / ir_measures field names (``doc_id``, ``query_id``,
+``relevance``, ``score``). Protocols are the only contracts between packages:
+
+* a :class:`Dataset` streams docs, queries and qrels and has a content fingerprint;
+* a :class:`SparseEncoder` turns docs into batches of sparse vectors
+  (``scipy.sparse.csr_matrix``, float32, columns = vocabulary ids) and queries into one;
+* an :class:`Index` builds from sparse doc vectors, saves, loads and searches batches of queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # heavy imports only for type checkers
+    import numpy as np
+    import scipy.sparse as sp
+
+
+class Doc(NamedTuple):
+    doc_id: str
+    text: str
+    title: str = ""
+
+    def full_text(self) -> str:
+        """Title and text joined the BEIR way (title first), as indexed by Pyserini 'flat'."""
+        return f"{self.title} {self.text}" if self.title else self.text
+
+
+class Query(NamedTuple):
+    query_id: str
+    text: str
+
+
+class Qrel(NamedTuple):
+    query_id: str
+    doc_id: str
+    relevance: int
+    iteration: str = "0"
+
+
+class ScoredDoc(NamedTuple):
+    query_id: str
+    doc_id: str
+    score: float
+
+
+@runtime_checkable
+class Dataset(Protocol):
+    """A test collection: streamed docs, queries and qrels of one split."""
+
+    name: str
+
+    def docs_iter(self) -> Iterator[Doc]: ...
+
+    def queries_iter(self) -> Iterator[Query]: ...
+
+    def qrels_iter(self) -> Iterator[Qrel]: ...
+
+    def docs_count(self) -> int | None: ...
+
+    def fingerprint(self) -> dict[str, str]:
+        """Content hashes: ``{"docs": ..., "queries": ..., "qrels": ...}``."""
+        ...
+
+
+@runtime_checkable
+class SparseEncoder(Protocol):
+    """Encodes text into sparse vectors over a fixed vocabulary."""
+
+    kind: str  # "sparse"
+
+    @property
+    def vocab_size(self) -> int: ...
+
+    def encode_corpus(self, docs: Iterable[Doc]) -> Iterator[sp.csr_matrix]:
+        """Yield doc vectors in corpus order, in batches (rows = docs)."""
+        ...
+
+    def encode_queries(self, queries: Sequence[Query]) -> sp.csr_matrix: ...
+
+    def save(self, path: Path) -> None:
+        """Persist state needed to encode queries later (e.g. BM25's vocabulary and idf)."""
+        ...
+
+    def load(self, path: Path) -> None: ...
+
+    def config_key(self) -> dict[str, Any]:
+        """Everything that changes the doc vectors (for cache keys and manifests)."""
+        ...
+
+
+@runtime_checkable
+class Index(Protocol):
+    """Builds from sparse doc vectors, saves, loads and searches."""
+
+    def save(self, path: Path) -> None: ...
+
+    def search(
+        self, queries: sp.csr_matrix, k: int, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k per query: ``(scores float32 [nq, k], doc_idx int64 [nq, k])``.
+
+        Rows are sorted by score descending, ties by doc index ascending; rows with fewer
+        than k matching docs are padded with index -1 and score -inf.
+        """
+        ...

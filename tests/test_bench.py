@@ -1,0 +1,80 @@
+"""`irbench bench bm25` on a small generated collection (fast; no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from irbench.bench import timing
+from irbench.bench.bm25 import COLUMNS, thread_settings
+from irbench.cli.app import app
+
+runner = CliRunner()
+
+
+def read_run(path: Path) -> dict[str, list[str]]:
+    hits: dict[str, list[str]] = {}
+    for line in path.read_text().splitlines():
+        qid, _, docid, *_ = line.split()
+        hits.setdefault(qid, []).append(docid)
+    return hits
+
+
+def test_bench_bm25_writes_rows_per_engine_k_threads(beir_dir, workdir):
+    pytest.importorskip("bm25s")
+    out = workdir / "bench"
+    result = runner.invoke(
+        app,
+        [
+            "bench",
+            "bm25",
+            "dataset=local",
+            "dataset.name=tiny",
+            f"dataset.path={beir_dir}",
+            "--k",
+            "10",
+            "--k",
+            "1000",
+            "--out",
+            str(out),
+            "--min-seconds",
+            "0.01",
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "bench.json").read_text())
+    assert (out / "bench.md").is_file()
+    assert all(list(r) == COLUMNS for r in rows)
+    expected = {
+        (e, k, t) for e in ("irbench", "bm25s") for k in (10, 1000) for t in thread_settings()
+    }
+    assert sorted((r["engine"], r["k"], r["threads"]) for r in rows) == sorted(expected)
+    for r in rows:
+        assert r["corpus"] == "tiny" and r["recall"] is None
+        assert r["qps"] > 0 and r["p50_ms"] > 0 and r["build_s"] >= 0 and r["size_mb"] > 0
+        assert 0.1 < r["ndcg@10"] <= 1.0
+    ndcg = {r["engine"]: r["ndcg@10"] for r in rows}
+    assert ndcg["irbench"] == pytest.approx(ndcg["bm25s"], abs=0.05)
+
+    ir = read_run(out / "irbench.trec")
+    bm = read_run(out / "bm25s.trec")
+    common = [q for q in ir if ir[q] and bm.get(q)]
+    agree = sum(ir[q][0] == bm[q][0] for q in common)
+    assert len(common) >= 30 and agree >= 0.8 * len(common), (agree, len(common))
+    assert "irbench / bm25s" in result.output
+
+
+def test_timing_helpers():
+    calls = []
+    times = timing.repeat(lambda: calls.append(1), min_repeats=3, min_seconds=0.0)
+    assert len(times) == 3 and len(calls) == 4  # one warm-up call
+    assert timing.qps(10, [0.5, 1.0, 2.0]) == pytest.approx(10.0)
+    lat = timing.latencies(lambda x: x, [1, 2, 3], min_seconds=0.0)
+    assert len(lat) == 3
+    stats = timing.latency_stats([0.001, 0.002, 0.003])
+    assert stats["p50_ms"] == pytest.approx(2.0) and stats["mean_ms"] == pytest.approx(2.0)
+    m = timing.machine()
+    assert m["cores"] >= 1 and m["cpu"]
