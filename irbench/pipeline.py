@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from irbench.errors import DataError, IrbenchError
+from irbench.errors import ConfigError, DataError, IrbenchError
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: entries carry doc_df.npy
+ENCODED_FORMAT = 1
 
 
 @dataclass
@@ -64,7 +65,14 @@ def make_encoder(cfg: Any):
     return instantiate(cfg.encoder)
 
 
-def _index_entry(cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
+def _encoded_entry(cfg: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
+    from irbench.runs.cache import content_key
+
+    key = content_key(ENCODED_FORMAT, fingerprint.get("docs", fingerprint), encoder.config_key())
+    return Path(cfg.cache_dir) / "encoded" / f"{cfg.dataset.name}.{cfg.encoder.name}.{key}"
+
+
+def _index_entry(cfg: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
     from irbench.runs.cache import content_key
 
     index_cfg = {k: v for k, v in _component_cfg(cfg.index).items() if k != "name"}
@@ -75,19 +83,52 @@ def _index_entry(cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, st
     return Path(cfg.cache_dir) / "index" / name
 
 
-def _docs_with_ids(dataset: Any, docnos: list[str]):
-    """Stream docs, collecting ids in order and rejecting duplicates."""
-    from irbench.progress import track
+class ShardsPending(IrbenchError):
+    """This process encoded its shard; other shards are still missing (not a failure)."""
 
-    seen: set[str] = set()
-    for doc in track(dataset.docs_iter(), "encoding docs", total=dataset.docs_count()):
-        if doc.doc_id in seen:
-            raise DataError(
-                f"duplicate doc id '{doc.doc_id}' in dataset '{dataset.name}'; doc ids must be unique"
+    exit_code = 0
+
+
+def _encode_corpus(cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str]):
+    """Doc vectors and ids: chunked, resumable and shardable for neural encoders; in one pass
+    for corpus-statistics encoders such as BM25."""
+    from irbench.progress import track
+    from irbench.runs import shards
+
+    docs = track(dataset.docs_iter(), "encoding docs", total=dataset.docs_count())
+    if not getattr(encoder, "shardable", False):
+        if cfg.encode.shard is not None:
+            raise ConfigError(
+                f"encoder '{cfg.encoder.name}' needs the whole corpus at once; unset encode.shard"
             )
-        seen.add(doc.doc_id)
-        docnos.append(doc.doc_id)
-        yield doc
+        docnos: list[str] = []
+        batches = list(encoder.encode_corpus(shards.iter_with_ids(docs, docnos)))
+        shards.check_unique(docnos)
+        return shards.stack(batches, encoder.vocab_size), docnos, {}
+    entry = _encoded_entry(cfg, encoder, fingerprint)
+    n_docs = dataset.docs_count()
+    if n_docs is None:
+        n_docs = sum(1 for _ in dataset.docs_iter())
+    chunk_plan = shards.plan(cfg.encode, n_docs)
+    info = shards.encode_chunks(entry, encoder, docs, chunk_plan)
+    if info["missing"]:
+        raise ShardsPending(
+            f"shard {chunk_plan.shard}/{chunk_plan.num_shards} done; {info['missing']} of "
+            f"{info['chunks']} chunks still missing in {entry}; the last shard to finish builds the index"
+        )
+    vectors, docnos = shards.merge_chunks(entry, chunk_plan.n_chunks)
+    return vectors, docnos, {"encoded_cache": str(entry), **info}
+
+
+def _check_kinds(cfg: Any, encoder: Any) -> None:
+    wants = {"numba": "sparse", "faiss": "dense"}.get(str(cfg.index.name))
+    kind = getattr(encoder, "kind", "sparse")
+    if wants and kind != wants:
+        other = "faiss" if kind == "dense" else "numba"
+        raise ConfigError(
+            f"index={cfg.index.name} needs a {wants} encoder but encoder={cfg.encoder.name} is {kind}; "
+            f"use index={other}"
+        )
 
 
 def build_index(
@@ -102,15 +143,14 @@ def build_index(
 
     from irbench.config import instantiate
     from irbench.index import load_index
-    from irbench.runs.cache import get_or_build
+    from irbench.runs.cache import get_or_build, is_complete
 
     record = record if record is not None else {}
     dataset = load_dataset(cfg)
     fingerprint = dataset.fingerprint()
     encoder = make_encoder(cfg)
-    entry = _index_entry(cfg, dataset, encoder, fingerprint)
-    from irbench.runs.cache import is_complete
-
+    _check_kinds(cfg, encoder)
+    entry = _index_entry(cfg, encoder, fingerprint)
     if require_cached and not is_complete(entry):
         raise IrbenchError(
             f"no index for this config under cache_dir={cfg.cache_dir}; "
@@ -118,34 +158,35 @@ def build_index(
         )
 
     def build(tmp: Path) -> dict[str, Any]:
-        docnos: list[str] = []
         t0 = time.perf_counter()
-        batches = list(encoder.encode_corpus(_docs_with_ids(dataset, docnos)))
-        docs = (
-            sp.vstack(batches, format="csr") if batches else sp.csr_matrix((0, encoder.vocab_size))
-        )
-        docs = sp.csr_matrix(docs, dtype=np.float32)
+        docs, docnos, encode_info = _encode_corpus(cfg, dataset, encoder, fingerprint)
         encode_s = time.perf_counter() - t0
-        if docs.shape[0] != len(docnos):
-            raise IrbenchError(f"encoder returned {docs.shape[0]} vectors for {len(docnos)} docs")
         t0 = time.perf_counter()
-        builder = instantiate(cfg.index)
-        index = builder(docs)
+        index = instantiate(cfg.index)(docs)
         index.save(tmp / "index")
         build_s = time.perf_counter() - t0
         encoder.save(tmp / "encoder")
         (tmp / "docnos.txt").write_text("".join(d + "\n" for d in docnos), encoding="utf-8")
-        nnz_per_doc = np.diff(docs.indptr)
-        return {
-            "n_docs": len(docnos),
-            "vocab_size": int(encoder.vocab_size),
-            "nnz": int(docs.nnz),
-            "avg_doc_nnz": round(float(nnz_per_doc.mean()), 3) if len(docnos) else 0.0,
-            "empty_docs": int((nnz_per_doc == 0).sum()),
-            "index_bytes": int(index.size_bytes),
-            "encode_s": round(encode_s, 3),
-            "build_s": round(build_s, 3),
-        }
+        info: dict[str, Any] = {"n_docs": len(docnos)}
+        if sp.issparse(docs):
+            nnz_per_doc = np.diff(docs.indptr)
+            doc_df = np.bincount(docs.indices, minlength=docs.shape[1]).astype(np.int64)
+            np.save(tmp / "doc_df.npy", doc_df)
+            info.update(
+                vocab_size=int(docs.shape[1]),
+                nnz=int(docs.nnz),
+                avg_doc_nnz=round(float(nnz_per_doc.mean()), 3) if len(docnos) else 0.0,
+                empty_docs=int((nnz_per_doc == 0).sum()),
+            )
+        else:
+            info.update(dim=int(docs.shape[1]))
+        info.update(
+            index_bytes=int(index.size_bytes),
+            encode_s=round(encode_s, 3),
+            build_s=round(build_s, 3),
+            **encode_info,
+        )
+        return info
 
     reused, info = get_or_build(entry, build)
     encoder.load(entry / "encoder")
@@ -179,6 +220,9 @@ def search(cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] 
     bs = int(cfg.query_batch_size)
     encode_s = search_s = 0.0
     results = []
+    sparsity = SparsityStats(handle)
+    if queries:  # warm-up (JIT loading, lazy tables) so that the timings below are steady-state
+        handle.index.search(handle.encoder.encode_queries(queries[:1]), depth, threads=threads)
     for start in track(
         range(0, len(queries), bs), "retrieving", total=-(-len(queries) // bs), unit="batches"
     ):
@@ -190,6 +234,7 @@ def search(cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] 
         t2 = time.perf_counter()
         encode_s += t1 - t0
         search_s += t2 - t1
+        sparsity.add_queries(qvecs)
         for row, q in enumerate(batch):
             valid = idx[row] >= 0
             ranked = [
@@ -212,9 +257,46 @@ def search(cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] 
             "search_s": round(search_s, 4),
             "ms_per_query": round(1000 * (encode_s + search_s) / n, 4),
             "threads": effective_threads(threads),
+            **sparsity.result(),
         }
     )
     return results
+
+
+class SparsityStats:
+    """Average doc/query nnz and the FLOPS estimate of the SPLADE papers,
+    ``sum_t p_q(t) * p_d(t)`` with p the fraction of queries/docs holding term t."""
+
+    def __init__(self, handle: IndexHandle):
+        import numpy as np
+
+        path = handle.path / "doc_df.npy"
+        self.doc_df = np.load(path) if path.is_file() else None
+        self.n_docs = max(len(handle.docnos), 1)
+        self.query_df = None
+        self.n_queries = 0
+
+    def add_queries(self, qvecs: Any) -> None:
+        import numpy as np
+        import scipy.sparse as sp
+
+        if self.doc_df is None or not sp.issparse(qvecs):
+            return
+        q = sp.csr_matrix(qvecs)
+        q.eliminate_zeros()
+        df = np.bincount(q.indices, minlength=len(self.doc_df))[: len(self.doc_df)]
+        self.query_df = df if self.query_df is None else self.query_df + df
+        self.n_queries += q.shape[0]
+
+    def result(self) -> dict[str, float]:
+        if self.doc_df is None or self.query_df is None or not self.n_queries:
+            return {}
+        p_q = self.query_df / self.n_queries
+        p_d = self.doc_df / self.n_docs
+        return {
+            "avg_query_nnz": round(float(self.query_df.sum()) / self.n_queries, 3),
+            "flops": round(float((p_q * p_d).sum()), 4),
+        }
 
 
 def retrieve(cfg: Any, handle: IndexHandle, record: dict[str, Any] | None = None) -> Path:
@@ -295,14 +377,32 @@ def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) ->
     manifest.setdefault("stages", {}).update(stages)
     for key, value in details.items():
         manifest[key] = value
+    stats = efficiency_stats(manifest)
+    if stats:
+        manifest["stats"] = stats
+        write_json(run_dir / "stats.json", stats)
     outputs = {}
-    for name in ("run.trec", "metrics.json", "perquery.tsv"):
+    for name in ("run.trec", "metrics.json", "perquery.tsv", "stats.json"):
         if (run_dir / name).is_file():
             outputs[name] = sha256_file(run_dir / name)
     manifest["outputs"] = outputs
     write_text(run_dir / "config.yaml", config_text)
     write_json(path, manifest)
     return path
+
+
+def efficiency_stats(manifest: dict[str, Any]) -> dict[str, Any]:
+    """Index size, sparsity, FLOPS and query latency, from what the stages recorded."""
+    index = manifest.get("index", {})
+    retrieve = manifest.get("stages", {}).get("retrieve", {})
+    keys = ("n_docs", "avg_doc_nnz", "avg_query_nnz", "flops", "ms_per_query", "queries")
+    stats = {k: index.get(k, retrieve.get(k)) for k in keys}
+    if "index_bytes" in index:
+        stats["index_mb"] = round(index["index_bytes"] / 2**20, 3)
+    if retrieve.get("ms_per_query"):
+        stats["qps"] = round(1000 / retrieve["ms_per_query"], 1)
+        stats["threads"] = retrieve.get("threads")
+    return {k: v for k, v in stats.items() if v is not None}
 
 
 def _sha(text: str) -> str:

@@ -28,6 +28,9 @@ def handle_errors(fn: F) -> F:
         except IrbenchError as exc:
             if os.environ.get("IRBENCH_DEBUG"):
                 raise
+            if exc.exit_code == 0:  # a notice, e.g. one shard of several finished
+                print(f"irbench: {exc}", file=sys.stderr)
+                return None
             fail(str(exc).replace("\n", " "), exc.exit_code)
         except FileNotFoundError as exc:
             if os.environ.get("IRBENCH_DEBUG"):

@@ -11,6 +11,7 @@ from typing import Any
 from irbench.config import GROUPS
 
 SWEEP_KEYS_ENV = "IRBENCH_SWEEP_KEYS"  # inherited by launcher workers (joblib, SLURM)
+SWEEP_STAGE_ENV = "IRBENCH_SWEEP_STAGE"  # "run" or "index"
 
 
 def _swept_keys(overrides: list[str]) -> list[str]:
@@ -59,16 +60,21 @@ def _task(cfg: Any) -> float | None:
 
     @handle_errors
     def job() -> dict[str, float]:
+        if os.environ.get(SWEEP_STAGE_ENV) == "index":
+            from irbench.pipeline import build_index
+
+            handle = build_index(cfg)
+            return {"docs": float(len(handle.docnos))}
         metrics, _ = run(cfg)
         return metrics
 
-    metrics = job()
+    metrics = job() or {}
     console().print(metrics_table(metrics, title=f"[{hc.job.num}] {cfg.run_dir}"))
     first = next(iter(metrics.values()), None)
     return first  # sweepers that optimise (e.g. Optuna) read the first measure
 
 
-def sweep(overrides: list[str]) -> None:
+def sweep(overrides: list[str], stage: str = "run") -> None:
     import hydra
 
     from irbench.config import _check_choices, config_dir
@@ -76,6 +82,7 @@ def sweep(overrides: list[str]) -> None:
     root = config_dir()
     _check_choices(overrides, root)
     os.environ[SWEEP_KEYS_ENV] = ",".join(_swept_keys(overrides))
+    os.environ[SWEEP_STAGE_ENV] = stage
     main = hydra.main(config_path=str(root), config_name="config", version_base="1.3")(_task)
     argv = sys.argv
     sys.argv = ["irbench-run", "--multirun", *overrides]

@@ -1,0 +1,152 @@
+"""Encoded corpora in resumable, shardable chunks under ``cache_dir/encoded/<key>/``.
+
+The corpus is cut into chunks of ``chunk_size`` docs in corpus order. Each chunk is encoded
+into a temporary folder and renamed into place with a completion marker, so an interrupted run
+resumes at the first missing chunk. With ``num_shards = N`` a process encodes only the chunks
+``c`` with ``c % N == shard``; chunks are merged in corpus order whatever process wrote them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irbench.errors import CacheError, ConfigError, DataError
+from irbench.runs.cache import is_complete
+
+META = "meta.json"
+
+
+@dataclass
+class ChunkPlan:
+    n_docs: int
+    chunk_size: int
+    shard: int | None
+    num_shards: int
+
+    @property
+    def n_chunks(self) -> int:
+        return max(1, -(-self.n_docs // self.chunk_size))
+
+    def mine(self, chunk: int) -> bool:
+        return self.shard is None or chunk % self.num_shards == self.shard
+
+
+def chunk_dir(entry: Path, chunk: int) -> Path:
+    return entry / f"chunk-{chunk:06d}"
+
+
+def plan(encode_cfg: Any, n_docs: int) -> ChunkPlan:
+    chunk_size = int(encode_cfg.chunk_size)
+    num_shards = int(encode_cfg.num_shards)
+    shard = encode_cfg.shard
+    if chunk_size < 1:
+        raise ConfigError(f"encode.chunk_size must be >= 1, got {chunk_size}")
+    if num_shards < 1:
+        raise ConfigError(f"encode.num_shards must be >= 1, got {num_shards}")
+    if shard is not None and not (0 <= int(shard) < num_shards):
+        raise ConfigError(f"encode.shard must be in [0, {num_shards}), got {shard}")
+    return ChunkPlan(n_docs, chunk_size, None if shard is None else int(shard), num_shards)
+
+
+def save_vectors(folder: Path, vectors: Any) -> None:
+    import scipy.sparse as sp
+
+    if sp.issparse(vectors):
+        sp.save_npz(
+            folder / "vectors.npz", sp.csr_matrix(vectors, dtype=np.float32), compressed=False
+        )
+    else:
+        np.save(folder / "vectors.npy", np.ascontiguousarray(vectors, dtype=np.float32))
+
+
+def load_vectors(folder: Path) -> Any:
+    import scipy.sparse as sp
+
+    if (folder / "vectors.npz").is_file():
+        return sp.load_npz(folder / "vectors.npz").tocsr()
+    if (folder / "vectors.npy").is_file():
+        return np.load(folder / "vectors.npy", mmap_mode="r")
+    raise CacheError(f"{folder}: no vectors file; delete the folder to re-encode it")
+
+
+def stack(batches: list[Any], width: int | None) -> Any:
+    import scipy.sparse as sp
+
+    if batches and sp.issparse(batches[0]):
+        return sp.vstack(batches, format="csr", dtype=np.float32)
+    if batches:
+        return np.vstack(batches).astype(np.float32, copy=False)
+    return sp.csr_matrix((0, width or 0), dtype=np.float32)
+
+
+def encode_chunks(
+    entry: Path, encoder: Any, docs: Iterable[Any], chunk_plan: ChunkPlan
+) -> dict[str, Any]:
+    """Encode this process's missing chunks; returns counts of what was done and what is left."""
+    from irbench.runs.atomic import atomic_dir, write_json
+
+    entry.mkdir(parents=True, exist_ok=True)
+    done = skipped = 0
+    encode_s = 0.0
+    it = iter(docs)
+    for chunk in range(chunk_plan.n_chunks):
+        chunk_docs = list(itertools.islice(it, chunk_plan.chunk_size))
+        target = chunk_dir(entry, chunk)
+        if not chunk_plan.mine(chunk) or is_complete(target):
+            skipped += 1
+            continue
+        t0 = time.perf_counter()
+        vectors = stack(
+            list(encoder.encode_corpus(chunk_docs)), getattr(encoder, "vocab_size", None)
+        )
+        encode_s += time.perf_counter() - t0
+        if vectors.shape[0] != len(chunk_docs):
+            raise CacheError(
+                f"encoder returned {vectors.shape[0]} vectors for {len(chunk_docs)} docs"
+            )
+        with atomic_dir(target) as tmp:
+            save_vectors(tmp, vectors)
+            (tmp / "docnos.txt").write_text("".join(d.doc_id + "\n" for d in chunk_docs), "utf-8")
+            write_json(tmp / "COMPLETE", {"docs": len(chunk_docs)})
+        done += 1
+    if next(it, None) is not None:
+        raise DataError("the corpus has more docs than its count said; was it modified meanwhile?")
+    missing = [c for c in range(chunk_plan.n_chunks) if not is_complete(chunk_dir(entry, c))]
+    return {"chunks": chunk_plan.n_chunks, "encoded": done, "missing": len(missing),
+            "encode_s": round(encode_s, 3)}  # fmt: skip
+
+
+def merge_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
+    """All chunks in corpus order, as one matrix and the doc ids; duplicate ids are an error."""
+    vectors, docnos = [], []
+    for chunk in range(n_chunks):
+        folder = chunk_dir(entry, chunk)
+        if not is_complete(folder):
+            raise CacheError(f"{folder} is incomplete; encode the missing shards first")
+        vectors.append(load_vectors(folder))
+        docnos.extend((folder / "docnos.txt").read_text("utf-8").splitlines())
+    check_unique(docnos)
+    return stack(vectors, None), docnos
+
+
+def check_unique(docnos: list[str]) -> None:
+    if len(set(docnos)) != len(docnos):
+        seen: set[str] = set()
+        for d in docnos:
+            if d in seen:
+                raise DataError(f"duplicate doc id '{d}' in the corpus; doc ids must be unique")
+            seen.add(d)
+
+
+def iter_with_ids(docs: Iterable[Any], docnos: list[str]) -> Iterator[Any]:
+    """Pass docs through while recording their ids in order."""
+    for doc in docs:
+        docnos.append(doc.doc_id)
+        yield doc

@@ -1,0 +1,103 @@
+"""Chunked, resumable, shardable corpus encoding (irbench.runs.shards)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from omegaconf import OmegaConf
+
+from irbench.errors import ConfigError, DataError
+from irbench.runs import shards
+from irbench.types import Doc
+
+
+class ToyEncoder:
+    """Deterministic sparse vectors from doc ids; can be told to crash on a given call."""
+
+    kind = "sparse"
+    shardable = True
+    vocab_size = 50
+
+    def __init__(self, crash_on_call: int | None = None):
+        self.calls = 0
+        self.crash_on_call = crash_on_call
+        self.encoded: list[str] = []
+
+    def encode_corpus(self, docs):
+        self.calls += 1
+        if self.crash_on_call == self.calls:
+            raise KeyboardInterrupt
+        docs = list(docs)
+        self.encoded += [d.doc_id for d in docs]
+        rows = []
+        for d in docs:
+            i = int(d.doc_id[1:])
+            row = np.zeros(self.vocab_size, dtype=np.float32)
+            row[[i % 50, (3 * i) % 50]] = [1 + i % 7, 0.5]
+            rows.append(row)
+        yield sp.csr_matrix(np.array(rows, dtype=np.float32).reshape(len(docs), self.vocab_size))
+
+
+def docs(n: int) -> list[Doc]:
+    return [Doc(f"d{i}", f"text {i}") for i in range(n)]
+
+
+def cfg(chunk_size=4, shard=None, num_shards=1):
+    return OmegaConf.create({"chunk_size": chunk_size, "shard": shard, "num_shards": num_shards})
+
+
+def reference(n: int):
+    return shards.stack(list(ToyEncoder().encode_corpus(docs(n))), 50)
+
+
+def test_chunks_merge_in_corpus_order(tmp_path):
+    plan = shards.plan(cfg(chunk_size=4), 10)
+    assert plan.n_chunks == 3
+    info = shards.encode_chunks(tmp_path, ToyEncoder(), docs(10), plan)
+    assert info == {"chunks": 3, "encoded": 3, "missing": 0, "encode_s": info["encode_s"]}
+    vectors, ids = shards.merge_chunks(tmp_path, plan.n_chunks)
+    assert ids == [f"d{i}" for i in range(10)]
+    assert (vectors != reference(10)).nnz == 0
+
+
+def test_interrupted_run_resumes_from_the_last_complete_chunk(tmp_path):
+    plan = shards.plan(cfg(chunk_size=4), 10)
+    with pytest.raises(KeyboardInterrupt):
+        shards.encode_chunks(tmp_path, ToyEncoder(crash_on_call=2), docs(10), plan)
+    complete = sorted(p.name for p in tmp_path.iterdir() if (p / "COMPLETE").exists())
+    assert complete == ["chunk-000000"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+    again = ToyEncoder()
+    info = shards.encode_chunks(tmp_path, again, docs(10), plan)
+    assert info["encoded"] == 2 and again.encoded == [f"d{i}" for i in range(4, 10)]
+    vectors, _ = shards.merge_chunks(tmp_path, plan.n_chunks)
+    assert (vectors != reference(10)).nnz == 0
+
+
+def test_shards_split_the_work_and_merge_identically(tmp_path):
+    workers = []
+    for shard in range(2):
+        enc = ToyEncoder()
+        info = shards.encode_chunks(tmp_path, enc, docs(10), shards.plan(cfg(4, shard, 2), 10))
+        workers.append(enc.encoded)
+        assert info["missing"] == (1 if shard == 0 else 0)
+    assert workers[0] == ["d0", "d1", "d2", "d3", "d8", "d9"]
+    assert workers[1] == ["d4", "d5", "d6", "d7"]
+    vectors, ids = shards.merge_chunks(tmp_path, 3)
+    assert (vectors != reference(10)).nnz == 0 and ids == [f"d{i}" for i in range(10)]
+
+
+def test_bad_shard_settings_and_duplicates():
+    with pytest.raises(ConfigError, match="encode.shard"):
+        shards.plan(cfg(4, shard=2, num_shards=2), 10)
+    with pytest.raises(ConfigError, match="chunk_size"):
+        shards.plan(cfg(0), 10)
+    with pytest.raises(DataError, match="duplicate doc id 'd1'"):
+        shards.check_unique(["d0", "d1", "d1"])
+
+
+def test_dense_vectors_round_trip(tmp_path):
+    dense = np.arange(12, dtype=np.float32).reshape(3, 4)
+    shards.save_vectors(tmp_path, dense)
+    assert np.array_equal(shards.load_vectors(tmp_path), dense)
