@@ -63,8 +63,13 @@ def run(overrides: Overrides = None, multirun: Multirun = False) -> None:
 
 @app.command(epilog=_EPILOG)
 @handle_errors
-def index(overrides: Overrides = None) -> None:
+def index(overrides: Overrides = None, multirun: Multirun = False) -> None:
     """Encode the corpus and build the index into cache_dir (reused when the content key matches)."""
+    if multirun:
+        from irbench.cli.sweep import sweep
+
+        sweep(overrides or [], stage="index")
+        return
     from irbench.pipeline import build_index, seed_everything, write_manifest
     from irbench.runs.manifest import stage
 
@@ -78,9 +83,14 @@ def index(overrides: Overrides = None) -> None:
     write_manifest(cfg, stages, details)
     i = handle.info
     state = "reused" if handle.reused else "built"
+    shape = (
+        f"{i['nnz']:,} postings, avg doc nnz {i['avg_doc_nnz']}"
+        if "nnz" in i
+        else f"dim {i.get('dim')}"
+    )
     typer.echo(
-        f"index {state}: {handle.path} ({i['n_docs']:,} docs, {i['nnz']:,} postings, "
-        f"avg doc nnz {i['avg_doc_nnz']}, {i['index_bytes'] / 2**20:.1f} MiB)"
+        f"index {state}: {handle.path} ({i['n_docs']:,} docs, {shape}, "
+        f"{i['index_bytes'] / 2**20:.1f} MiB)"
     )
 
 
