@@ -16,8 +16,8 @@ from typing import Any
 
 from irbench.errors import ConfigError, DataError, IrbenchError
 
-INDEX_FORMAT = 2  # 2: entries carry doc_df.npy
-ENCODED_FORMAT = 1
+INDEX_FORMAT = 3  # 2: entries carry doc_df.npy; 3: checksummed completion marker
+ENCODED_FORMAT = 2  # 2: checksummed chunks
 
 
 @dataclass
@@ -132,11 +132,15 @@ def _check_kinds(cfg: Any, encoder: Any) -> None:
 
 
 def build_index(
-    cfg: Any, record: dict[str, Any] | None = None, require_cached: bool = False
+    cfg: Any,
+    record: dict[str, Any] | None = None,
+    require_cached: bool = False,
+    on_corrupt: str = "rebuild",
 ) -> IndexHandle:
     """Encode the corpus and build the index, or reuse the cached one with the same content key.
 
-    With ``require_cached`` a missing cache entry is an error instead of a build.
+    With ``require_cached`` a missing cache entry is an error instead of a build; a cached entry
+    that fails its checksums is rebuilt (``on_corrupt="rebuild"``) or an error (``"error"``).
     """
     import numpy as np
     import scipy.sparse as sp
@@ -188,7 +192,7 @@ def build_index(
         )
         return info
 
-    reused, info = get_or_build(entry, build)
+    reused, info = get_or_build(entry, build, on_corrupt=on_corrupt)
     encoder.load(entry / "encoder")
     index = load_index(entry / "index")
     docnos = (entry / "docnos.txt").read_text(encoding="utf-8").splitlines()
@@ -411,7 +415,7 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def run(cfg: Any) -> tuple[dict[str, float], dict[str, Any]]:
+def run(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[str, Any]]:
     """index -> retrieve -> evaluate; returns ``(metrics, objects)``."""
     from irbench.runs.manifest import stage
 
@@ -419,7 +423,7 @@ def run(cfg: Any) -> tuple[dict[str, float], dict[str, Any]]:
     stages: dict[str, Any] = {}
     details: dict[str, Any] = {}
     with stage(stages, "index") as info:
-        handle = build_index(cfg, details)
+        handle = build_index(cfg, details, on_corrupt=on_corrupt)
         info["cached"] = handle.reused
     with stage(stages, "retrieve") as info:
         run_path = retrieve(cfg, handle, info)

@@ -19,6 +19,9 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect the composed configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+from irbench.cli.maintenance import register as _register_maintenance  # noqa: E402
+
+_register_maintenance(app)
 from irbench.cli.bench import bench_app  # noqa: E402, I001
 
 app.add_typer(bench_app, name="bench")

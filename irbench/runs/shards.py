@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from irbench.errors import CacheError, ConfigError, DataError
-from irbench.runs.cache import is_complete
+from irbench.runs.cache import is_complete, seal, verify
 
 META = "meta.json"
 
@@ -90,7 +90,7 @@ def encode_chunks(
     entry: Path, encoder: Any, docs: Iterable[Any], chunk_plan: ChunkPlan
 ) -> dict[str, Any]:
     """Encode this process's missing chunks; returns counts of what was done and what is left."""
-    from irbench.runs.atomic import atomic_dir, write_json
+    from irbench.runs.atomic import atomic_dir
 
     entry.mkdir(parents=True, exist_ok=True)
     done = skipped = 0
@@ -99,7 +99,7 @@ def encode_chunks(
     for chunk in range(chunk_plan.n_chunks):
         chunk_docs = list(itertools.islice(it, chunk_plan.chunk_size))
         target = chunk_dir(entry, chunk)
-        if not chunk_plan.mine(chunk) or is_complete(target):
+        if not chunk_plan.mine(chunk) or (is_complete(target) and not verify(target)):
             skipped += 1
             continue
         t0 = time.perf_counter()
@@ -114,7 +114,7 @@ def encode_chunks(
         with atomic_dir(target) as tmp:
             save_vectors(tmp, vectors)
             (tmp / "docnos.txt").write_text("".join(d.doc_id + "\n" for d in chunk_docs), "utf-8")
-            write_json(tmp / "COMPLETE", {"docs": len(chunk_docs)})
+            seal(tmp, {"docs": len(chunk_docs)})
         done += 1
     if next(it, None) is not None:
         raise DataError("the corpus has more docs than its count said; was it modified meanwhile?")
@@ -130,6 +130,9 @@ def merge_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
         folder = chunk_dir(entry, chunk)
         if not is_complete(folder):
             raise CacheError(f"{folder} is incomplete; encode the missing shards first")
+        problems = verify(folder)
+        if problems:
+            raise CacheError(f"{problems[0]}; run again to re-encode that chunk")
         vectors.append(load_vectors(folder))
         docnos.extend((folder / "docnos.txt").read_text("utf-8").splitlines())
     check_unique(docnos)

@@ -1,0 +1,67 @@
+"""Environment report for ``irbench doctor``: versions, threads, capabilities, GPUs, cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+
+def _folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def report(cache_dir: str | Path) -> dict[str, Any]:
+    from irbench.runs.manifest import environment
+
+    env = environment()
+    out: dict[str, Any] = {
+        "irbench": env["irbench"],
+        "python": env["python"],
+        "git": env["git"],
+        "host": env["host"],
+        "packages": env["packages"],
+    }
+    threads: dict[str, Any] = {"cpus": os.cpu_count()}
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        threads[var] = os.environ.get(var)
+    try:
+        import numba
+
+        threads["numba_threads"] = numba.get_num_threads()
+        numba.njit(parallel=True)(lambda: None)  # selects the threading layer
+        threads["numba_layer"] = numba.threading_layer()
+    except Exception as exc:  # a broken install is worth reporting, not crashing on
+        threads["numba"] = f"unavailable: {exc}"
+    gpu: dict[str, Any] = {"CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES")}
+    try:
+        import torch
+
+        threads["torch_threads"] = torch.get_num_threads()
+        gpu["torch_cuda"] = torch.cuda.is_available()
+        gpu["torch_devices"] = [
+            torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())
+        ]
+    except Exception as exc:
+        gpu["torch"] = f"unavailable: {exc}"
+    try:
+        import faiss
+
+        gpu["faiss_gpus"] = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+        out["faiss_simd"] = (
+            faiss.get_compile_options() if hasattr(faiss, "get_compile_options") else None
+        )
+    except Exception as exc:
+        gpu["faiss"] = f"unavailable: {exc}"
+    out["threads"] = threads
+    out["gpu"] = gpu
+    cache = Path(cache_dir)
+    out["cache"] = {
+        "path": str(cache.resolve()),
+        "exists": cache.is_dir(),
+        "size_mb": round(_folder_size(cache) / 2**20, 1),
+        "entries": {
+            sub: len(list((cache / sub).glob("*/COMPLETE"))) for sub in ("index", "encoded")
+        },
+    }
+    return out
