@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from irbench.errors import ConfigError, DataError, IrbenchError
+from irbench.errors import CacheError, ConfigError, DataError, IrbenchError
 
 INDEX_FORMAT = 3  # 2: entries carry doc_df.npy; 3: checksummed completion marker
 ENCODED_FORMAT = 2  # 2: checksummed chunks
@@ -195,6 +195,7 @@ def build_index(
     reused, info = get_or_build(entry, build, on_corrupt=on_corrupt)
     encoder.load(entry / "encoder")
     index = load_index(entry / "index")
+    check_vocabulary(encoder, index)
     docnos = (entry / "docnos.txt").read_text(encoding="utf-8").splitlines()
     record.update(
         {
@@ -204,6 +205,17 @@ def build_index(
         }
     )
     return IndexHandle(entry, index, encoder, docnos, reused, info)
+
+
+def check_vocabulary(encoder: Any, index: Any) -> None:
+    """A sparse model and a sparse index must share one vocabulary (term id space)."""
+    n_terms = getattr(index, "n_terms", None)
+    vocab = getattr(encoder, "vocab_size", None)
+    if n_terms is not None and vocab is not None and int(n_terms) != int(vocab):
+        raise CacheError(
+            f"the encoder's vocabulary has {vocab} terms but the index has {n_terms}; "
+            "the index was built with another model (delete it or fix encoder.backbone)"
+        )
 
 
 def run_tag(cfg: Any) -> str:

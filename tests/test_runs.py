@@ -1,0 +1,96 @@
+"""TREC run files, empty queries, qrels for unknown docs, vocabulary mismatches."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from irbench.cli.app import app
+from irbench.errors import CacheError, DataError
+from irbench.pipeline import check_vocabulary
+from irbench.runs.trec import read_run, write_run
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    "line, needle",
+    [
+        ("q1 Q0 d1 1 2.5", "expected 6 columns"),
+        ("q1 Q0 d1 1 high tag", "is not a number"),
+        ("q1 Q0 d1 1 nan tag", "NaN"),
+        ("q1 Q0 d0 2 1.0 tag", "duplicate (query q1, doc d0)"),
+    ],
+)
+def test_bad_run_lines_name_file_and_line(tmp_path, line, needle):
+    path = tmp_path / "run.trec"
+    path.write_text("q1 Q0 d0 1 3.0 tag\n" + line + "\n")
+    with pytest.raises(DataError) as info:
+        read_run(path)
+    assert f"{path}:2" in str(info.value) and needle in str(info.value)
+
+
+def test_non_utf8_run_and_missing_run(tmp_path):
+    path = tmp_path / "run.trec"
+    path.write_bytes(b"q1 Q0 d0 1 3.0 tag\nq1 Q0 d\xff 2 1.0 tag\n")
+    with pytest.raises(DataError, match=r"run.trec:2: not valid UTF-8"):
+        read_run(path)
+    with pytest.raises(DataError, match="not found"):
+        read_run(tmp_path / "nope.trec")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=300))
+def test_fuzz_run_reader(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("fuzz") / "run.trec"
+    path.write_bytes(data)
+    try:
+        run = read_run(path)
+    except DataError:
+        return
+    assert all(isinstance(s, float) for hits in run.values() for s in hits.values())
+
+
+def test_write_run_round_trip_and_bad_tag(tmp_path):
+    hits = [("q1", [("d2", 3.25), ("d1", 1.0)]), ("q2", [])]
+    write_run(tmp_path / "r.trec", hits, "tag")
+    assert (tmp_path / "r.trec").read_text() == (
+        "q1 Q0 d2 1 3.250000 tag\nq1 Q0 d1 2 1.000000 tag\n"
+    )
+    assert read_run(tmp_path / "r.trec") == {"q1": {"d2": 3.25, "d1": 1.0}}
+    with pytest.raises(DataError, match="tag"):
+        write_run(tmp_path / "bad.trec", hits, "two words")
+    assert not (tmp_path / "bad.trec").exists()
+
+
+def test_empty_queries_and_unknown_qrels_docs_are_reported(beir_dir, workdir):
+    lines = (beir_dir / "queries.jsonl").read_text().splitlines()
+    lines[0] = json.dumps({"_id": "q0", "text": ""})
+    lines[1] = json.dumps({"_id": "q1", "text": "the of and"})  # only stop words
+    (beir_dir / "queries.jsonl").write_text("\n".join(lines) + "\n")
+    with open(beir_dir / "qrels/test.tsv", "a") as f:
+        f.write("q5\tghost-doc\t1\n")
+    args = ["run", "dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}", "k=10"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "2 of 40 queries with qrels have no hits" in result.output
+    manifest = json.loads((workdir / "runs/tiny/bm25.numba/manifest.json").read_text())
+    assert manifest["stages"]["retrieve"]["queries_without_hits"] == 2
+    assert manifest["stages"]["eval"]["qrels_check"]["qrels_unknown_doc_rows"] == 1
+
+
+def test_vocabulary_mismatch_is_an_error():
+    class Enc:
+        vocab_size = 30522
+
+    class Idx:
+        n_terms = 28865
+
+    with pytest.raises(CacheError, match="30522 terms but the index has 28865"):
+        check_vocabulary(Enc(), Idx())
+    Idx.n_terms = 30522
+    check_vocabulary(Enc(), Idx())
