@@ -26,7 +26,7 @@ bench:
 	irbench bench bm25 dataset=vaswani dataset.path=$(DATA)/vaswani
 
 leaderboard:
-	@echo "leaderboard generation arrives with the leaderboard issue" >&2; exit 1
+	irbench leaderboard runs --baseline $(or $(BASELINE),bm25.numba) -o LEADERBOARD.md -o leaderboard.html
 
 clean:
 	rm -rf runs/.cache runs/.multirun .pytest_cache

@@ -184,11 +184,11 @@ def build_index(
             )
         else:
             info.update(dim=int(docs.shape[1]))
+        info.update(encode_info)  # chunk counts; its own encode_s counts only new chunks
         info.update(
             index_bytes=int(index.size_bytes),
             encode_s=round(encode_s, 3),
             build_s=round(build_s, 3),
-            **encode_info,
         )
         return info
 
@@ -219,7 +219,14 @@ def check_vocabulary(encoder: Any, index: Any) -> None:
 
 
 def run_tag(cfg: Any) -> str:
-    return cfg.tag or f"{cfg.encoder.name}.{cfg.index.name}"
+    """Column 6 of run.trec and the system's display name."""
+    if cfg.tag:
+        return str(cfg.tag)
+    tag = f"{cfg.encoder.name}.{cfg.index.name}"
+    fusion = cfg.get("fusion")
+    if fusion:
+        tag = f"{fusion.method}.{tag}+{fusion.second.encoder.name}.{fusion.second.index.name}"
+    return tag
 
 
 def search(cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] | None = None):
@@ -431,6 +438,8 @@ def run(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[s
     """index -> retrieve -> evaluate; returns ``(metrics, objects)``."""
     from irbench.runs.manifest import stage
 
+    if cfg.get("fusion"):
+        return run_fused(cfg, on_corrupt)
     seed_everything(int(cfg.seed))
     stages: dict[str, Any] = {}
     details: dict[str, Any] = {}
@@ -443,3 +452,40 @@ def run(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[s
         result = evaluate(cfg, run_path, handle.docnos, info)
     write_manifest(cfg, stages, details)
     return result.aggregate, {"index": handle, "evaluation": result, "run": run_path}
+
+
+def run_fused(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[str, Any]]:
+    """Run this config's encoder/index and ``fusion.second``'s, each into a complete run
+    directory under ``run_dir/inputs/``, then fuse the two runs and evaluate the result."""
+    from omegaconf import OmegaConf, open_dict
+
+    from irbench.fusion import fuse_runs
+    from irbench.runs.manifest import sha256_file, stage
+    from irbench.runs.trec import read_run, write_run
+
+    fusion = cfg.fusion
+    stages: dict[str, Any] = {}
+    inputs = []
+    pairs = ((cfg.encoder, cfg.index), (fusion.second.encoder, fusion.second.index))
+    for n, (encoder, index) in enumerate(pairs, start=1):
+        sub = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+        with open_dict(sub):
+            sub.fusion = None
+            sub.encoder, sub.index = encoder, index
+            sub.run_dir = str(Path(cfg.run_dir) / "inputs" / f"{n}-{encoder.name}.{index.name}")
+        with stage(stages, f"input{n}"):
+            run(sub, on_corrupt)
+        inputs.append(Path(sub.run_dir))
+    with stage(stages, "fuse") as info:
+        fused = fuse_runs(
+            [read_run(p / "run.trec") for p in inputs],
+            method=str(fusion.method), alpha=float(fusion.alpha), norm=str(fusion.norm),
+            k=int(cfg.k), rrf_k=int(fusion.rrf_k),
+        )  # fmt: skip
+        run_path = Path(cfg.run_dir) / "run.trec"
+        write_run(run_path, ((q, list(h.items())) for q, h in fused.items()), run_tag(cfg))
+        info["inputs"] = {str(p): sha256_file(p / "run.trec") for p in inputs}
+    with stage(stages, "eval") as info:
+        result = evaluate(cfg, run_path, None, info)
+    write_manifest(cfg, stages, {"fusion": OmegaConf.to_container(fusion, resolve=True)})
+    return result.aggregate, {"evaluation": result, "run": run_path, "inputs": inputs}

@@ -210,3 +210,33 @@ def test_multirun_sweeps_through_hydra(beir_dir, workdir):
     assert runs == ["k=20", "k=5"]
     five = read_trec(workdir / "runs/tiny/bm25.numba/k=5/run.trec")
     assert max(int(r[3]) for r in five) == 5
+
+
+def test_fusion_inside_run_fuses_two_complete_input_runs(beir_dir, workdir):
+    result = invoke(
+        "run", *local(beir_dir), "fusion=rrf", "encoder@fusion.second.encoder=bm25",
+        "index@fusion.second.index=numba", "fusion.second.encoder.k1=2.0", "fusion.second.encoder.b=1.0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run_dir = workdir / "runs/tiny/rrf.bm25.numba+bm25.numba"
+    inputs = [run_dir / "inputs/1-bm25.numba", run_dir / "inputs/2-bm25.numba"]
+    for p in inputs:
+        assert (p / "metrics.json").is_file() and (p / "manifest.json").is_file()
+    # reciprocal rank fusion by hand: sum over inputs of 1 / (60 + rank), where a run's ranks
+    # come from its scores with ties by doc id (the documented convention of irbench.fusion)
+    expected: dict[str, dict[str, float]] = {}
+    for p in inputs:
+        per_query: dict[str, list[tuple[float, str]]] = {}
+        for qid, _, docid, _, score, _ in read_trec(p / "run.trec"):
+            per_query.setdefault(qid, []).append((-float(score), docid))
+        for qid, hits in per_query.items():
+            for rank, (_, docid) in enumerate(sorted(hits), start=1):
+                expected.setdefault(qid, {}).setdefault(docid, 0.0)
+                expected[qid][docid] += 1.0 / (60 + rank)
+    rows = read_trec(run_dir / "run.trec")
+    assert rows[0][5] == "rrf.bm25.numba+bm25.numba"
+    for qid, _, docid, _, score, _ in rows:
+        assert float(score) == pytest.approx(expected[qid][docid], abs=1e-6)
+    first = [r[2] for r in rows if r[0] == rows[0][0]]
+    want = sorted(expected[rows[0][0]].items(), key=lambda h: (-h[1], h[0]))
+    assert [d for d, _ in want[: len(first)]] == first

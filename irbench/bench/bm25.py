@@ -9,7 +9,9 @@ split's queries, all in one batch). What is timed, per ``k`` and thread count:
 
 That is text in, doc indices and scores out, for both. Mapping indices to doc ids and
 writing runs is left out of the timing for both. Per-query latency comes from a separate
-loop that sends the queries one at a time. nDCG@10 of both is computed with ir_measures on
+loop that sends the queries one at a time. The two engines are timed interleaved (call by
+call, order flipped every round), so that slow spells of a shared machine hit both alike and
+the ratios stay meaningful even when the absolute numbers drift. nDCG@10 of both is computed with ir_measures on
 the same qrels (the BEIR self-hit rule applied to both when ``dataset.drop_self_hits``).
 """
 
@@ -88,18 +90,6 @@ class _Bm25sEngine:
         return self.retrieve(self.tokenize(texts), k, threads)
 
 
-def _measure(
-    batch: Callable[[], Any],
-    one: Callable[[Any], Any],
-    items: Sequence[Any],
-    min_seconds: float,
-    min_repeats: int,
-) -> dict[str, float]:
-    seconds = timing.repeat(batch, min_repeats=min_repeats, min_seconds=min_seconds)
-    lat = timing.latencies(one, items, min_seconds=min_seconds)
-    return {"qps": timing.qps(len(items), seconds), **timing.latency_stats(lat)}
-
-
 def _ndcg10(run: list[tuple[str, list[tuple[str, float]]]], qrels: list) -> float:
     from irbench.eval import evaluate
     from irbench.types import ScoredDoc
@@ -126,6 +116,7 @@ def bench_bm25(
     *,
     min_seconds: float = 1.0,
     min_repeats: int = 5,
+    fresh_index: bool = False,
     command: str | None = None,
     echo: Callable[[str], None] = print,
 ):
@@ -135,7 +126,45 @@ def bench_bm25(
     the two nDCG runs (``irbench.trec``, ``bm25s.trec``, depth 10) into ``out_dir``
     (default ``runs/bench/<dataset>/bm25``). bm25s rows are skipped with a note when bm25s
     is not importable. ``DataFrame.attrs`` holds the ratios, machine and notes.
+
+    With ``fresh_index`` irbench's index is built in a temporary cache folder (removed at the
+    end), so that its ``build_s`` is measured in this run rather than read from the cache.
     """
+    import shutil
+    import tempfile
+
+    tmp_cache = tempfile.mkdtemp(prefix="irbench-bench-") if fresh_index else None
+    try:
+        if tmp_cache is not None:
+            cfg = copy.deepcopy(cfg)
+            cfg.cache_dir = tmp_cache
+        return _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo)
+    finally:
+        if tmp_cache is not None:
+            shutil.rmtree(tmp_cache, ignore_errors=True)
+
+
+class _IrbenchEngine:
+    """irbench's encoder + index, as the pipeline uses them (text -> vectors -> top k)."""
+
+    name = "irbench"
+
+    def __init__(self, handle: Any, n_docs: int):
+        self.encoder = handle.encoder
+        self.index = handle.index
+        self.n_docs = n_docs
+
+    def tokenize(self, queries: Sequence[Any]):
+        return self.encoder.encode_queries(queries)
+
+    def retrieve(self, qvecs, k: int, threads: int):
+        return self.index.search(qvecs, min(k, self.n_docs), threads=threads)
+
+    def query(self, queries: Sequence[Any], k: int, threads: int):
+        return self.retrieve(self.tokenize(queries), k, threads)
+
+
+def _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo):
     import pandas as pd
 
     from irbench.errors import ConfigError
@@ -160,7 +189,7 @@ def bench_bm25(
     qrels = list(dataset.qrels_iter())
     texts = [q.text for q in queries]
 
-    # ---------------------------------------------------------------- irbench
+    # ------------------------------------------------------------------------ build both
     echo(f"irbench: building or loading the index for {corpus} ...")
     record: dict[str, Any] = {}
     t0 = time.perf_counter()
@@ -168,69 +197,40 @@ def bench_bm25(
     wall = time.perf_counter() - t0
     info = handle.info
     ir_build_s = float(info.get("encode_s", 0.0)) + float(info.get("build_s", 0.0))
-    if handle.reused:
+    if not handle.reused:
+        notes.append(
+            f"irbench index built in this run: encode {info.get('encode_s')} s + index "
+            f"{info.get('build_s')} s (build_index wall time with reading and saving: {wall:.2f} s)"
+        )
+    else:
         notes.append(
             f"irbench index reused from {handle.path}; its build_s ({ir_build_s:.2f} s, "
-            f"encode + index) was measured when it was built (loading took {wall:.2f} s)"
+            f"encode + index) was measured when it was built (loading took {wall:.2f} s); "
+            "pass --fresh-index to time a build in this run"
         )
     n_docs = len(handle.docnos)
-    encoder, index = handle.encoder, handle.index
-    ir_size_mb = float(info.get("index_bytes", getattr(index, "size_bytes", 0))) / 2**20
     enc = cfg.encoder
-    ir_setting = (
-        f"{cfg.index.name} exact; stemmer={enc.get('stemmer')} stop={enc.get('stopwords')} "
-        f"k1={enc.k1} b={enc.b}"
-    )
     big_ks = [k for k in ks if k > n_docs]
     if big_ks:
         notes.append(f"k={big_ks} exceeds the {n_docs} docs: both engines searched with k={n_docs}")
 
-    rows: list[dict[str, Any]] = []
-    breakdown: list[dict[str, Any]] = []
-
-    def ir_batch(k: int, threads: int):
-        return index.search(encoder.encode_queries(queries), min(k, n_docs), threads=threads)
-
-    enc_s = timing.repeat(
-        lambda: encoder.encode_queries(queries), min_seconds=min_seconds, min_repeats=min_repeats
-    )
-    qvecs = encoder.encode_queries(queries)
-    for k in ks:
-        for threads in threads_list:
-            echo(f"irbench: timing k={k} threads={threads} ...")
-            m = _measure(
-                lambda k=k, t=threads: ir_batch(k, t),
-                lambda q, k=k, t=threads: index.search(encoder.encode_queries([q]), min(k, n_docs), threads=t),
-                queries, min_seconds, min_repeats,
-            )  # fmt: skip
-            srch_s = timing.repeat(
-                lambda k=k, t=threads: index.search(qvecs, min(k, n_docs), threads=t),
-                min_seconds=min_seconds, min_repeats=min_repeats,
-            )  # fmt: skip
-            breakdown.append(
-                {"engine": "irbench", "k": k, "threads": threads,
-                 "encode_ms": 1000 * _median(enc_s), "search_ms": 1000 * _median(srch_s),
-                 "total_ms": 1000 * len(queries) / m["qps"]}
-            )  # fmt: skip
-            rows.append(_row("irbench", ir_setting, corpus, k, threads, ir_build_s, ir_size_mb, m))
-
-    cfg10 = copy.deepcopy(cfg)
-    cfg10.k = 10
-    ir_run = search(cfg10, handle, queries)
-    ir_ndcg = _ndcg10(ir_run, qrels)
-    for r in rows:
-        r["ndcg@10"] = ir_ndcg
-    write_run(out / "irbench.trec", ir_run, "irbench.bm25")
-
-    # ---------------------------------------------------------------- bm25s
-    bm_run = None
+    # engine -> (object, inputs of one batch, inputs one at a time, setting, build_s, size_mb)
+    engines: dict[str, tuple[Any, Any, list, str, float, float]] = {
+        "irbench": (
+            _IrbenchEngine(handle, n_docs), queries, [[q] for q in queries],
+            f"{cfg.index.name} exact; stemmer={enc.get('stemmer')} "
+            f"stop={enc.get('stopwords')} k1={enc.k1} b={enc.b}",
+            ir_build_s,
+            float(info.get("index_bytes", getattr(handle.index, "size_bytes", 0))) / 2**20,
+        )
+    }  # fmt: skip
+    doc_ids: list[str] = []
     if _bm25s() is None:
         note = f"bm25s is not installed: its rows are skipped ({INSTALL_HINT})"
         echo(f"note: {note}")
         notes.append(note)
     else:
         echo(f"bm25s: indexing {n_docs} docs ...")
-        doc_ids: list[str] = []
         doc_texts: list[str] = []
         for d in dataset.docs_iter():
             doc_ids.append(d.doc_id)
@@ -238,34 +238,68 @@ def bench_bm25(
         if doc_ids != handle.docnos:
             raise ConfigError("bm25s and irbench see different doc lists; rebuild the index")
         eng = _Bm25sEngine(doc_texts, float(enc.k1), float(enc.b))
-        bm_setting = f"lucene, numba backend; Stemmer english, stop en, k1={enc.k1} b={enc.b}"
-        bm_size_mb = eng.size_bytes / 2**20
-        tok_s = timing.repeat(
-            lambda: eng.tokenize(texts), min_seconds=min_seconds, min_repeats=min_repeats
-        )
-        tokens = eng.tokenize(texts)
-        for k in ks:
-            for threads in threads_list:
-                echo(f"bm25s: timing k={k} threads={threads} ...")
-                m = _measure(
-                    lambda k=k, t=threads: eng.query(texts, k, t),
-                    lambda text, k=k, t=threads: eng.query([text], k, t),
-                    texts, min_seconds, min_repeats,
-                )  # fmt: skip
-                ret_s = timing.repeat(
-                    lambda k=k, t=threads: eng.retrieve(tokens, k, t),
-                    min_seconds=min_seconds, min_repeats=min_repeats,
-                )  # fmt: skip
+        del doc_texts
+        engines["bm25s"] = (
+            eng, texts, [[t] for t in texts],
+            f"lucene, numba backend; Stemmer english, stop en, k1={enc.k1} b={enc.b}",
+            eng.build_s, eng.size_bytes / 2**20,
+        )  # fmt: skip
+
+    # ------------------------------------------------ time, the engines interleaved
+    names = list(engines)
+    objs = [engines[n][0] for n in names]
+    batches = [engines[n][1] for n in names]
+    singles = [engines[n][2] for n in names]
+    opts = {"min_seconds": min_seconds, "min_repeats": min_repeats}
+    echo("timing query encoding / tokenisation ...")
+    enc_times = timing.repeat_interleaved(
+        [lambda e=e, b=b: e.tokenize(b) for e, b in zip(objs, batches, strict=True)], **opts
+    )
+    encoded = [e.tokenize(b) for e, b in zip(objs, batches, strict=True)]
+    rows: list[dict[str, Any]] = []
+    breakdown: list[dict[str, Any]] = []
+    for k in ks:
+        for threads in threads_list:
+            echo(f"timing k={k} threads={threads}: {', '.join(names)} ...")
+            batch_times = timing.repeat_interleaved(
+                [
+                    lambda e=e, b=b, k=k, t=threads: e.query(b, k, t)
+                    for e, b in zip(objs, batches, strict=True)
+                ],
+                **opts,
+            )
+            search_times = timing.repeat_interleaved(
+                [
+                    lambda e=e, x=x, k=k, t=threads: e.retrieve(x, k, t)
+                    for e, x in zip(objs, encoded, strict=True)
+                ],
+                **opts,
+            )
+            lat = timing.latencies_interleaved(
+                [lambda one, e=e, k=k, t=threads: e.query(one, k, t) for e in objs], singles,
+                min_seconds=min_seconds,
+            )  # fmt: skip
+            for i, name in enumerate(names):
+                _, _, _, setting, build_s, size_mb = engines[name]
+                m = {
+                    "qps": timing.qps(len(queries), batch_times[i]),
+                    **timing.latency_stats(lat[i]),
+                }
+                rows.append(_row(name, setting, corpus, k, threads, build_s, size_mb, m))
                 breakdown.append(
-                    {"engine": "bm25s", "k": k, "threads": threads,
-                     "encode_ms": 1000 * _median(tok_s), "search_ms": 1000 * _median(ret_s),
-                     "total_ms": 1000 * len(queries) / m["qps"]}
+                    {"engine": name, "k": k, "threads": threads,
+                     "encode_ms": 1000 * _median(enc_times[i]),
+                     "search_ms": 1000 * _median(search_times[i]),
+                     "total_ms": 1000 * _median(batch_times[i])}
                 )  # fmt: skip
-                rows.append(
-                    _row("bm25s", bm_setting, corpus, k, threads, eng.build_s, bm_size_mb, m)
-                )
-        depth = min(11 if drop_self else 10, n_docs)
-        scores, idx = eng.query(texts, depth, 1)
+
+    # ------------------------------------------------------------------------- nDCG@10
+    cfg10 = copy.deepcopy(cfg)
+    cfg10.k = 10
+    runs = {"irbench": search(cfg10, handle, queries)}
+    if "bm25s" in engines:
+        eng = engines["bm25s"][0]
+        scores, idx = eng.query(texts, min(11 if drop_self else 10, n_docs), 1)
         bm_run = []
         for row, q in enumerate(queries):
             ranked = [
@@ -274,17 +308,18 @@ def bench_bm25(
                 if s > 0
             ]
             bm_run.append((q.query_id, _drop_self(q.query_id, ranked, drop_self, 10)))
-        bm_ndcg = _ndcg10(bm_run, qrels)
+        runs["bm25s"] = bm_run
+    for name, run in runs.items():
+        ndcg = _ndcg10(run, qrels)
         for r in rows:
-            if r["engine"] == "bm25s":
-                r["ndcg@10"] = bm_ndcg
-        write_run(out / "bm25s.trec", bm_run, "bm25s")
+            if r["engine"] == name:
+                r["ndcg@10"] = ndcg
+        write_run(out / f"{name}.trec", run, f"{name}.bm25" if name == "irbench" else name)
 
     df = pd.DataFrame(rows, columns=COLUMNS)
-    ratios = _ratios(df)
-    agree = top1_agreement(ir_run, bm_run) if bm_run is not None else None
+    agree = top1_agreement(runs["irbench"], runs["bm25s"]) if "bm25s" in runs else None
     df.attrs.update(
-        {"ratios": ratios, "machine": machine, "notes": notes, "breakdown": breakdown,
+        {"ratios": _ratios(df), "machine": machine, "notes": notes, "breakdown": breakdown,
          "top1_agreement": agree, "queries": len(queries), "docs": n_docs, "out_dir": str(out)}
     )  # fmt: skip
     write_json(out / "bench.json", [_json_row(r) for r in rows])
@@ -358,7 +393,8 @@ def to_markdown(df, command: str | None = None) -> str:
         lines += ["```", command, "```", ""]
     lines += [
         f"{a.get('docs', '?')} docs, {a.get('queries', '?')} queries (one batch); QPS from the "
-        "median of >= 5 repeats and >= 1 s; latency from queries sent one at a time.",
+        "median repeat (>= 5 repeats, >= 1 s each engine); latency from queries sent one at a "
+        "time; the engines timed interleaved, call by call.",
         "",
         "| engine | setting | k | threads | build_s | size_mb | qps | mean_ms | p50_ms | p99_ms | nDCG@10 |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

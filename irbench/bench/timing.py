@@ -51,6 +51,44 @@ def repeat(
     return times
 
 
+def repeat_interleaved(
+    fns: Sequence[Callable[[], Any]],
+    *,
+    min_repeats: int = 5,
+    min_seconds: float = 1.0,
+    warmup: int = 1,
+    max_repeats: int = 10_000,
+) -> list[list[float]]:
+    """:func:`repeat` for several callables at once, alternating them call by call.
+
+    The order flips every round (ABBA...), so slow periods of a shared machine fall on all of
+    them alike and ratios between them stay meaningful. Each must reach ``min_repeats`` and
+    ``min_seconds``; returns one list of seconds per callable.
+    """
+    for _ in range(max(0, warmup)):
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
+    totals = [0.0] * len(fns)
+    order = list(range(len(fns)))
+    rounds = 0
+
+    def more() -> bool:
+        if rounds < max(1, min_repeats):
+            return True
+        return rounds < max_repeats and min(totals) < min_seconds
+
+    while more():
+        for i in order if rounds % 2 == 0 else order[::-1]:
+            t0 = clock()
+            fns[i]()
+            dt = clock() - t0
+            times[i].append(dt)
+            totals[i] += dt
+        rounds += 1
+    return times
+
+
 def qps(n_items: int, seconds: Sequence[float]) -> float:
     """Items per second of one repeat, from the median repeat time."""
     if not seconds:
@@ -89,6 +127,43 @@ def latencies(
             dt = clock() - t0
             out.append(dt)
             total += dt
+        passes += 1
+    return out
+
+
+def latencies_interleaved(
+    fns: Sequence[Callable[[Any], Any]],
+    items: Sequence[Sequence[Any]],
+    *,
+    min_seconds: float = 1.0,
+    min_passes: int = 1,
+    warmup: int = 1,
+    max_passes: int = 1_000,
+) -> list[list[float]]:
+    """:func:`latencies` for several callables, alternating them item by item.
+
+    ``items[j]`` are the inputs of ``fns[j]`` (same length: the same queries in each
+    callable's own form). Returns one list of per-item seconds per callable.
+    """
+    n = len(items[0]) if items else 0
+    if n == 0:
+        return [[] for _ in fns]
+    for _ in range(max(0, warmup)):
+        for i in range(n):
+            for fn, its in zip(fns, items, strict=True):
+                fn(its[i])
+    out: list[list[float]] = [[] for _ in fns]
+    totals = [0.0] * len(fns)
+    passes = 0
+    order = list(range(len(fns)))
+    while passes < max(1, min_passes) or (min(totals) < min_seconds and passes < max_passes):
+        for i in range(n):
+            for j in order if (i + passes) % 2 == 0 else order[::-1]:
+                t0 = clock()
+                fns[j](items[j][i])
+                dt = clock() - t0
+                out[j].append(dt)
+                totals[j] += dt
         passes += 1
     return out
 

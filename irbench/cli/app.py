@@ -55,13 +55,13 @@ def run(overrides: Overrides = None, multirun: Multirun = False) -> None:
 
     cfg = _compose(overrides)
     metrics, objects = run_pipeline(cfg)
-    _print_metrics(cfg, metrics, f"{cfg.dataset.name} · {cfg.encoder.name}.{cfg.index.name}")
+    from irbench.pipeline import run_tag
+
+    _print_metrics(cfg, metrics, f"{cfg.dataset.name} · {run_tag(cfg)}")
     for note in objects["evaluation"].notes:
         typer.echo(f"note: {note}", err=True)
-    typer.echo(
-        f"run directory: {cfg.run_dir}"
-        + (" (index reused from cache)" if objects["index"].reused else "")
-    )
+    reused = "index" in objects and objects["index"].reused
+    typer.echo(f"run directory: {cfg.run_dir}" + (" (index reused from cache)" if reused else ""))
 
 
 @app.command(epilog=_EPILOG)
@@ -172,6 +172,14 @@ def config_show(overrides: Overrides = None) -> None:
     from irbench.config import to_yaml
 
     typer.echo(to_yaml(_compose(overrides)), nl=False)
+
+
+from irbench.cli.report import register as register_report  # noqa: E402, I001
+
+register_report(app)
+from irbench.cli.bench_index import register_synth  # noqa: E402
+
+register_synth(app)
 
 
 def main() -> None:

@@ -33,6 +33,13 @@ def bm25(
     min_seconds: Annotated[
         float, typer.Option(help="Least seconds timed per measurement (batch and latency loops)")
     ] = 1.0,
+    fresh_index: Annotated[
+        bool,
+        typer.Option(
+            "--fresh-index",
+            help="Build irbench's index in a temporary cache so build_s is timed now",
+        ),
+    ] = False,
 ) -> None:
     """BM25 query throughput and nDCG@10: irbench (encoder + index) vs bm25s, same docs and queries."""
     from rich.console import Console
@@ -50,7 +57,7 @@ def bm25(
     )
     err = Console(stderr=True)
     df = bench_bm25(
-        cfg, ks=k or (10, 1000), out_dir=out, min_seconds=min_seconds, command=command,
+        cfg, ks=k or (10, 1000), out_dir=out, min_seconds=min_seconds, fresh_index=fresh_index, command=command,
         echo=lambda msg: err.print(msg, markup=False, highlight=False),
     )  # fmt: skip
 

@@ -26,6 +26,8 @@ HEADER = "header.json"
 #: index type name -> ``"module:Class"``; the class has ``build``, ``load`` and ``search``.
 INDEX_TYPES: dict[str, str] = {
     "numba": "irbench.index.numba:NumbaIndex",
+    "faiss": "irbench.index.faiss:FaissIndex",
+    "numba_approx": "irbench.index.approx:ApproxIndex",
 }
 
 

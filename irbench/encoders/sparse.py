@@ -1,0 +1,409 @@
+"""Learned sparse encoders of the SPLADE family, composed from config.
+
+An encoder has a ``query`` side and a ``doc`` side; each side is built from parts:
+
+* ``backbone``: a Hugging Face model id or local folder (default: the encoder's ``backbone``);
+  sides with the same backbone share one loaded model;
+* ``head``: ``mlm`` (vocabulary projection of the masked-LM head, with expansion: SPLADE),
+  ``mlp`` (one weight per input token from a ``hidden -> 1`` linear layer, no expansion:
+  uniCOIL, DeepImpact), ``binary`` (input tokens with weight 1, no model) or ``idf`` (input
+  tokens weighted by a corpus idf table, no model);
+* ``pooling``: ``max`` or ``sum`` over the positions (of the same token, for the per-token heads);
+* ``activation``: ``log1p_relu``, ``relu``, ``softplus`` or ``identity`` (model heads only);
+* ``max_length``: truncation in tokens, special tokens included (null: the model's limit,
+  ``min(tokenizer.model_max_length, max_position_embeddings)``, as sentence-transformers does);
+* ``top_k``: keep the k highest weights of each vector (ties: lower term id first), null = all;
+* ``quantize``: null or a scale s, weights become ``round(w * s) / s`` (after ``top_k``).
+
+Columns are the tokenizer's vocabulary ids; special tokens ([CLS], [SEP], [PAD], [MASK],
+[UNK]...) never become terms. See ``docs/encoders.md``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from irbench.encoders import hf
+from irbench.encoders.sparse_csr import bm25_idf, dense_to_csr, term_vectors, top_k
+from irbench.encoders.sparse_side import AUTOCASTS, HEADS, MLP_CHECKPOINT_LAYER, SideConfig
+from irbench.errors import ConfigError, DataError, IrbenchError
+from irbench.types import Doc, Query
+
+__all__ = ["FORMAT_VERSION", "HEADS", "SideConfig", "SparseNeuralEncoder"]
+
+log = logging.getLogger(__name__)
+
+#: Version of the vectors and of the saved folder; bump when either changes.
+FORMAT_VERSION = 1
+
+
+class SparseNeuralEncoder:
+    """SPLADE-family :class:`~irbench.types.SparseEncoder` with a query and a doc side.
+
+    Models load lazily (on the first encode), so ``config_key()`` and construction are cheap.
+    ``encode_corpus`` sorts each window of ``sort_window`` docs by token length, encodes them
+    in batches of ``batch_size`` and yields one float32 CSR matrix per window in doc order.
+    ``progress`` (optional) is called with the number of docs finished after each batch.
+
+    With an ``idf`` head, :attr:`needs_fit` is true and :meth:`fit` must see the corpus before
+    queries (or, for a doc-side idf head, docs) are encoded; :meth:`save` keeps the table.
+    """
+
+    kind = "sparse"
+    shardable = True
+
+    def __init__(
+        self,
+        name: str = "splade",
+        backbone: str | None = None,
+        query: Mapping[str, Any] | None = None,
+        doc: Mapping[str, Any] | None = None,
+        batch_size: int = 32,
+        device: str | None = "auto",
+        threads: int = 0,
+        autocast: str | None = "auto",
+        sort_window: int = 4096,
+        chunk_budget: int | None = None,
+        progress: Callable[[int], None] | None = None,
+        **_: Any,
+    ):
+        self.name = name
+        self.backbone = backbone
+        self.query = SideConfig(query, backbone, "encoder.query")
+        self.doc = SideConfig(doc, backbone, "encoder.doc")
+        for key, value in (("batch_size", batch_size), ("sort_window", sort_window)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"encoder.{key}: expected an integer >= 1, got {value!r}")
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 0:
+            raise ConfigError(
+                f"encoder.threads: expected an integer >= 0 (0 = torch's default), got {threads!r}"
+            )
+        self.batch_size = int(batch_size)
+        self.sort_window = int(sort_window)
+        self.threads = int(threads)
+        self.device_setting = device
+        self.device = hf.resolve_device(device)
+        if autocast == "auto":
+            autocast = "bf16" if self.device.startswith("cuda") else None
+        if autocast is not None and autocast not in AUTOCASTS:
+            raise ConfigError(
+                f"encoder.autocast: unknown value {autocast!r}; use null, auto, bf16 or fp16"
+            )
+        self.autocast = autocast
+        if chunk_budget is None:
+            chunk_budget = (1 << 26) if self.device.startswith("cuda") else (1 << 18)
+        self.chunk_budget = int(chunk_budget)
+        self.progress = progress
+        self._sides: dict[str, Any] = {}
+        self._models: dict[str, Any] = {}
+        self._tokenizers: dict[str, Any] = {}
+        self._fingerprints: dict[str, str] = {}
+        self.idf: np.ndarray | None = None
+        self.idf_docs = 0
+
+    # -- SparseEncoder -----------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self._tokenizer(self.doc))
+
+    @property
+    def needs_fit(self) -> bool:
+        """True when an ``idf`` head needs corpus statistics (call :meth:`fit` first)."""
+        return "idf" in (self.query.head, self.doc.head)
+
+    def fingerprint(self, side: SideConfig) -> str:
+        if side.backbone not in self._fingerprints:
+            self._fingerprints[side.backbone] = hf.model_fingerprint(
+                side.backbone, side.backbone_key
+            )
+        return self._fingerprints[side.backbone]
+
+    def config_key(self) -> dict[str, Any]:
+        """Everything that changes query or doc vectors, with the model fingerprints."""
+        return {
+            "encoder": "sparse_neural",
+            "format": FORMAT_VERSION,
+            "query": self.query.key_dict(self.fingerprint(self.query)),
+            "doc": self.doc.key_dict(self.fingerprint(self.doc)),
+            "autocast": self.autocast,
+        }
+
+    def doc_config_key(self) -> dict[str, Any]:
+        """What changes the doc vectors only (a finer cache key for encoded corpora)."""
+        return {
+            "encoder": "sparse_neural",
+            "format": FORMAT_VERSION,
+            "doc": self.doc.key_dict(self.fingerprint(self.doc)),
+            "autocast": self.autocast if self.doc.uses_model else None,
+        }
+
+    def fit(self, docs: Iterable[Doc]) -> None:
+        """Document frequencies of the doc-side tokens over ``docs`` -> the idf table."""
+        tok = self._tokenizer(self.doc)
+        special = self._special_mask(tok)
+        df = np.zeros(len(special), dtype=np.int64)
+        n = 0
+        it = iter(docs)
+        while window := list(itertools.islice(it, self.sort_window)):
+            for ids in self._tokenize(self.doc, [d.full_text() for d in window]):
+                u = np.unique(np.asarray(ids, dtype=np.int64))
+                df[u[~special[u]]] += 1
+            n += len(window)
+        self.idf_docs = n
+        self.idf = bm25_idf(df, n)
+
+    def encode_corpus(self, docs: Iterable[Doc]) -> Iterator[sp.csr_matrix]:
+        """Doc vectors (``doc.full_text()``), one CSR batch per window of docs, in doc order."""
+        self._check_fitted(self.doc)
+        it = iter(docs)
+        while window := list(itertools.islice(it, self.sort_window)):
+            yield self._encode(self.doc, [d.full_text() for d in window], report=True)
+
+    def encode_queries(self, queries: Sequence[Query]) -> sp.csr_matrix:
+        self._check_fitted(self.query)
+        return self._encode(self.query, [q.text for q in queries])
+
+    def encode_texts(self, texts: Sequence[str], side: str = "doc") -> sp.csr_matrix:
+        """Encode raw strings with one side (``"query"`` or ``"doc"``)."""
+        cfg = self.doc if side == "doc" else self.query
+        self._check_fitted(cfg)
+        return self._encode(cfg, list(texts))
+
+    # -- persistence -------------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Write ``sparse_encoder.json`` (settings, fingerprints) and ``idf.npy`` when fitted."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": FORMAT_VERSION,
+            "name": self.name,
+            "config_key": self.config_key(),
+            "query": self.query.as_dict(),
+            "doc": self.doc.as_dict(),
+            "vocab_size": self.vocab_size,
+            "idf_docs": self.idf_docs if self.idf is not None else None,
+        }
+        if self.idf is not None:
+            np.save(path / "idf.npy", self.idf)
+        (path / "sparse_encoder.json").write_text(
+            json.dumps(meta, indent=2) + "\n", encoding="utf-8"
+        )
+
+    def load(self, path: Path) -> None:
+        """Restore the corpus state (the idf table) from :meth:`save`'s folder. The settings stay
+        those of this encoder; a folder written with other doc-side settings is an error."""
+        path = Path(path)
+        meta_path = path / "sparse_encoder.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(
+                "no saved sparse encoder here (sparse_encoder.json missing)", meta_path
+            ) from None
+        except json.JSONDecodeError as e:
+            raise DataError(f"invalid JSON ({e.msg})", meta_path, e.lineno) from None
+        if meta.get("format") != FORMAT_VERSION:
+            raise DataError(
+                f"format {meta.get('format')!r} is not {FORMAT_VERSION}; re-encode the corpus",
+                meta_path,
+            )
+        saved_doc = meta.get("config_key", {}).get("doc")
+        if saved_doc != self.doc.key_dict(self.fingerprint(self.doc)):
+            raise DataError(
+                "saved with other doc-side settings or model; re-encode the corpus", meta_path
+            )
+        if (path / "idf.npy").is_file():
+            self.idf = np.load(path / "idf.npy").astype(np.float32)
+            self.idf_docs = int(meta.get("idf_docs") or 0)
+        elif self.needs_fit:
+            raise DataError(
+                "idf.npy is missing but an idf head needs it; re-encode the corpus", path
+            )
+
+    # -- internals ---------------------------------------------------------------------------------
+    def _check_fitted(self, side: SideConfig) -> None:
+        if side.head == "idf" and self.idf is None:
+            raise IrbenchError(
+                f"{side.key}.head=idf needs corpus statistics: call fit(docs) over the corpus "
+                "(or load(path) of a saved encoder) first"
+            )
+
+    def _tokenizer(self, side: SideConfig) -> Any:
+        if not self._tokenizers:  # both sides at once: their vocabularies must agree
+            for s in (self.query, self.doc):
+                if s.backbone not in self._tokenizers:
+                    self._tokenizers[s.backbone] = hf.load_tokenizer(s.backbone, s.backbone_key)
+            self._check_vocabularies()
+        return self._tokenizers[side.backbone]
+
+    def _check_vocabularies(self) -> None:
+        toks = list(self._tokenizers.values())
+        if len(toks) == 2 and toks[0].get_vocab() != toks[1].get_vocab():
+            raise ConfigError(
+                f"encoder.query.backbone ({self.query.backbone}) and encoder.doc.backbone "
+                f"({self.doc.backbone}) have different vocabularies; use backbones with one tokenizer"
+            )
+
+    def _special_mask(self, tok: Any) -> np.ndarray:
+        mask = np.zeros(len(tok), dtype=bool)
+        ids = [i for i in tok.all_special_ids if i is not None and 0 <= i < len(tok)]
+        mask[ids] = True
+        return mask
+
+    def _max_length(self, side: SideConfig) -> int | None:
+        if side.max_length is not None:
+            return side.max_length
+        limit = getattr(self._tokenizer(side), "model_max_length", None)
+        limit = int(limit) if limit and limit < 1_000_000 else None
+        if side.uses_model:
+            positions = getattr(self._model(side).config, "max_position_embeddings", None)
+            if positions:
+                limit = min(limit or positions, int(positions))
+        return limit
+
+    def _tokenize(self, side: SideConfig, texts: list[str]) -> list[list[int]]:
+        ml = self._max_length(side)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            enc = self._tokenizer(side)(
+                texts, truncation=ml is not None, max_length=ml, return_attention_mask=False,
+                return_token_type_ids=False,
+            )  # fmt: skip
+        return enc["input_ids"]
+
+    def _model(self, side: SideConfig) -> Any:
+        """The loaded model of a side's backbone: a masked-LM model when any side with this
+        backbone has an ``mlm`` head (an ``mlp`` side then uses its base model)."""
+        b = side.backbone
+        if b not in self._models:
+            hf.set_threads(self.threads)
+            mlm = any(s.backbone == b and s.head == "mlm" for s in (self.query, self.doc))
+            model = hf.load_model(b, mlm=mlm, key=side.backbone_key)
+            self._models[b] = model.to(self.device)
+        return self._models[b]
+
+    def _module(self, side: SideConfig) -> Any:
+        """The torch module computing a model side's output (cached per side)."""
+        name = "q" if side is self.query else "d"
+        if name in self._sides:
+            return self._sides[name]
+        import torch
+
+        from irbench.encoders import sparse_heads as heads
+
+        model = self._model(side)
+        vocab = len(self._tokenizer(side))
+        if side.head == "mlm":
+            if not hasattr(model, "get_output_embeddings") or model.get_output_embeddings() is None:
+                raise ConfigError(
+                    f"{side.backbone_key}: '{side.backbone}' has no masked-LM head; use head=mlp"
+                )
+            try:
+                module = heads.FusedMLMHead(
+                    model, vocab, side.pooling, side.activation, self.chunk_budget
+                )
+            except ValueError as exc:
+                raise ConfigError(
+                    f"{side.backbone_key}: cannot split the MLM head of '{side.backbone}' ({exc})"
+                ) from None
+        else:
+            body = model.base_model if model.base_model is not model else model
+            state = hf.checkpoint_tensors(side.backbone, MLP_CHECKPOINT_LAYER)
+            if state is None:
+                log.warning("%s.head=mlp: no trained '%s' layer in %s; using an untrained one (seed %d)",
+                            side.key, MLP_CHECKPOINT_LAYER, side.backbone, side.seed)  # fmt: skip
+            linear = heads.mlp_linear(model, state, side.seed).to(self.device)
+            module = heads.TokenWeightHead(body, linear, side.activation)
+        module.eval()
+        if self.device == "cuda" and torch.cuda.device_count() > 1:
+            module = torch.nn.DataParallel(module)
+        self._sides[name] = module
+        return module
+
+    def _encode(self, side: SideConfig, texts: list[str], report: bool = False) -> sp.csr_matrix:
+        tok = self._tokenizer(side)
+        vocab = len(tok)
+        special = self._special_mask(tok)
+        ids = self._tokenize(side, texts)
+        if side.head in ("binary", "idf"):
+            out = term_vectors(
+                ids, special, None if side.head == "binary" else self.idf, side.pooling, vocab
+            )
+            if report and self.progress:
+                self.progress(len(texts))
+        else:
+            out = self._encode_model(side, ids, special, vocab, report)
+        if side.top_k is not None:
+            out = top_k(out, side.top_k)
+        if side.quantize is not None:
+            out.data = (
+                np.round(out.data.astype(np.float64) * side.quantize) / side.quantize
+            ).astype(np.float32)
+            out.eliminate_zeros()
+        out.has_sorted_indices = True
+        return out
+
+    def _encode_model(
+        self, side: SideConfig, ids: list[list[int]], special: np.ndarray, vocab: int, report: bool
+    ) -> sp.csr_matrix:
+        import torch
+
+        from irbench.encoders.sparse_heads import pool_tokens
+
+        module = self._module(side)
+        pad = self._tokenizer(side).pad_token_id or 0
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")  # longest first: padding stays small
+        special_t = torch.as_tensor(special, device=self.device)
+        parts: list[sp.csr_matrix] = []
+        for start in range(0, len(ids), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            width = int(lengths[rows].max()) if len(rows) else 0
+            batch = torch.full((len(rows), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for r, i in enumerate(rows):
+                batch[r, : lengths[i]] = torch.as_tensor(ids[i])
+                mask[r, : lengths[i]] = 1
+            batch, mask = batch.to(self.device), mask.to(self.device)
+            with torch.inference_mode(), self._autocast():
+                if side.head == "mlm":
+                    dense = module(batch, mask).float()
+                else:
+                    weights = module(batch, mask)
+                    keep = mask.bool() & ~special_t[batch]
+                    dense = pool_tokens(batch, weights, keep, vocab, side.pooling)
+                dense[:, special_t] = 0.0
+                parts.append(dense_to_csr(dense, vocab))
+            if report and self.progress:
+                self.progress(len(rows))
+        if not parts:
+            return sp.csr_matrix((0, vocab), dtype=np.float32)
+        stacked = sp.vstack(parts, format="csr", dtype=np.float32)
+        inverse = np.empty_like(order)
+        inverse[order] = np.arange(len(order))
+        return stacked[inverse]
+
+    def _autocast(self) -> Any:
+        import contextlib
+
+        import torch
+
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.autocast == "bf16" else torch.float16
+        return torch.autocast(self.device.split(":")[0], dtype=dtype)
+
+    def __repr__(self) -> str:
+        return (
+            f"SparseNeuralEncoder(name={self.name!r}, query={self.query.as_dict()}, "
+            f"doc={self.doc.as_dict()}, device={self.device!r}, autocast={self.autocast!r})"
+        )

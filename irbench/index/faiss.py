@@ -1,0 +1,386 @@
+"""``index=faiss``: dense vectors in a FAISS index built from an ``index_factory`` string.
+
+``factory`` is any FAISS factory string (``Flat`` exact; ``HNSW32``; ``IVF1024,Flat``;
+``IVF1024,PQ32``; ``OPQ16,IVF256,PQ16``...) over the inner product (``metric: ip``, the
+default) or the L2 distance (``metric: l2``, scored as ``-distance`` so that larger is better).
+Indexes that need training (IVF, PQ, SQ...) are trained on ``train_size`` docs drawn with
+``seed`` (all docs when null). Search-time knobs ``nprobe`` (IVF) and ``ef_search`` (HNSW) are
+applied wherever the index has them; ``ef_construction`` (HNSW) applies while building.
+
+Results follow the :class:`irbench.types.Index` contract: rows sorted by score descending, ties
+by doc index ascending, padded with -1 / -inf. FAISS itself breaks ties arbitrarily; here every
+row is re-sorted by ``(-score, idx)``, and for exhaustive indexes (``Flat``, ``PQ``, ``SQ``)
+a tie that straddles the k-th place is resolved by searching deeper, so ``Flat`` returns
+exactly the top k by ``(-score, idx)``. Saved as ``header.json`` + ``index.faiss``, memory-mapped
+on load where FAISS supports it (flat codes, HNSW storage, IVF lists).
+
+GPU FAISS (a ``faiss-gpu`` build) is used when ``gpu`` is true, or ``auto`` and a GPU is
+visible and the index type has a GPU version (not HNSW); the saved file is always the CPU form.
+HNSW graphs built with several threads depend on thread scheduling (FAISS adds in parallel):
+rebuilds may differ slightly; searching one saved index is deterministic.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from irbench.errors import CacheError, ConfigError
+from irbench.index.base import atomic_folder, read_header, write_header
+
+FORMAT = 1
+INDEX_FILE = "index.faiss"
+METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
+_PAD = np.float32(-3.0e38)  # FAISS marks missing hits with -FLT_MAX (ip) / +FLT_MAX (l2)
+
+
+def _one_line(exc: BaseException | None) -> str:
+    """The useful part of a FAISS error ("Error in <function> at <file>:<line>: <message>")."""
+    text = " ".join(str(exc).split())
+    if "Error: " in text:
+        text = text.rsplit("Error: ", 1)[1]
+    elif text.startswith("Error in ") and " at " in text:
+        text = text.split(" at ", 1)[1].split(": ", 1)[-1]
+    return text[:200]
+
+
+def _gpu_wanted(gpu: Any, base: Any) -> bool:
+    """Whether to search (and build) on GPU FAISS: ``gpu`` is false, true or ``"auto"``."""
+    if gpu is None or gpu is False:
+        return False
+    if gpu is not True and gpu != "auto":
+        raise ConfigError(f"index.gpu: expected true, false or auto, got {gpu!r}")
+    n_gpus = faiss.get_num_gpus() if hasattr(faiss, "get_num_gpus") else 0
+    hnsw = isinstance(base, faiss.IndexHNSW)
+    if gpu == "auto":
+        return n_gpus > 0 and not hnsw
+    if n_gpus == 0:
+        raise ConfigError(
+            "index.gpu=true: no GPU FAISS here (faiss-cpu or no visible GPU); use index.gpu=auto"
+        )
+    if hnsw:
+        raise ConfigError("index.gpu=true: FAISS has no GPU HNSW; use index.gpu=auto or false")
+    return True
+
+
+def _to_gpu(index: Any) -> Any:
+    try:
+        return faiss.index_cpu_to_all_gpus(index)
+    except (RuntimeError, AttributeError):  # type without a GPU version: stay on the CPU
+        return index
+
+
+class FaissIndex:
+    """A FAISS index plus the knobs and bookkeeping of the :class:`~irbench.types.Index` API."""
+
+    type_name = "faiss"
+
+    def __init__(
+        self,
+        index: Any,
+        *,
+        factory: str,
+        metric: str = "ip",
+        nprobe: int | None = None,
+        ef_search: int | None = None,
+        gpu: Any = False,
+        file_bytes: int | None = None,
+        mmap: bool = False,
+    ):
+        self.cpu_index = index
+        self.factory = factory
+        self.metric = metric
+        self.nprobe = nprobe
+        self.ef_search = ef_search
+        self.gpu = gpu
+        self.mmap = mmap
+        self._file_bytes = file_bytes
+        base = faiss.downcast_index(index)
+        self._exhaustive = isinstance(base, faiss.IndexFlatCodes)
+        self.index = _to_gpu(index) if _gpu_wanted(gpu, base) else index
+        self.on_gpu = self.index is not index
+        self._apply_knobs()
+
+    # ------------------------------------------------------------------------- properties
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.cpu_index.ntotal)
+
+    @property
+    def dim(self) -> int:
+        return int(self.cpu_index.d)
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of the serialised index (the ``index.faiss`` file once saved or loaded)."""
+        if self._file_bytes is None:
+            self._file_bytes = int(faiss.serialize_index(self.cpu_index).nbytes)
+        return self._file_bytes
+
+    def __repr__(self) -> str:
+        return (
+            f"FaissIndex(factory={self.factory!r}, metric={self.metric!r}, n_docs={self.n_docs}, "
+            f"dim={self.dim}, nprobe={self.nprobe}, ef_search={self.ef_search}, gpu={self.on_gpu})"
+        )
+
+    def configure(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
+        """Change the search-time knobs of a built or loaded index (None keeps the value)."""
+        if nprobe is not None:
+            self.nprobe = int(nprobe)
+        if ef_search is not None:
+            self.ef_search = int(ef_search)
+        self._apply_knobs()
+
+    def _apply_knobs(self) -> None:
+        """Set nprobe / efSearch wherever the index (or a sub-index) has them."""
+        if self.on_gpu:
+            space = faiss.GpuParameterSpace()
+        else:
+            space = faiss.ParameterSpace()
+        for name, value in (("nprobe", self.nprobe), ("efSearch", self.ef_search)):
+            if value is None:
+                continue
+            try:
+                space.set_index_parameter(self.index, name, int(value))
+            except RuntimeError:  # the index has no such parameter (e.g. nprobe on Flat)
+                pass
+
+    # ------------------------------------------------------------------------------ build
+
+    @staticmethod
+    def check(dim: int, *, factory: str = "Flat", metric: str = "ip", **_: Any) -> Any:
+        """The empty FAISS index for ``factory`` at width ``dim``; a :class:`ConfigError` when
+        FAISS cannot make it (cheap: call it before encoding a corpus to fail early)."""
+        if metric not in METRICS:
+            raise ConfigError(f"index.metric={metric!r}: expected 'ip' or 'l2'")
+        if not isinstance(factory, str) or not factory.strip():
+            raise ConfigError(
+                f"index.factory: expected a FAISS index_factory string, got {factory!r}"
+            )
+        try:
+            return faiss.index_factory(int(dim), factory, METRICS[metric])
+        except RuntimeError as e:
+            raise ConfigError(
+                f"index.factory={factory!r}: FAISS cannot build it for dim {dim} ({_one_line(e)}); "
+                "e.g. Flat, HNSW32, IVF256,Flat, IVF256,PQ16"
+            ) from None
+
+    @classmethod
+    def build(
+        cls,
+        docs: np.ndarray,
+        *,
+        factory: str = "Flat",
+        metric: str = "ip",
+        nprobe: int | None = 32,
+        ef_search: int | None = 128,
+        ef_construction: int | None = None,
+        train_size: int | None = None,
+        seed: int = 0,
+        gpu: Any = False,
+        progress: Any = None,
+        **_: Any,
+    ) -> FaissIndex:
+        """Build from a float32 doc matrix ``[n_docs, dim]`` (row = internal doc index)."""
+        for key, value in (("nprobe", nprobe), ("ef_search", ef_search),
+                           ("ef_construction", ef_construction), ("train_size", train_size)):  # fmt: skip
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigError(f"index.{key}: expected an integer >= 1 or null, got {value!r}")
+        x = np.ascontiguousarray(np.asarray(docs), dtype=np.float32)
+        if x.ndim != 2:
+            raise ConfigError(f"index=faiss needs a [n_docs, dim] matrix, got shape {x.shape}")
+        n, dim = (int(s) for s in x.shape)
+        if dim < 1:
+            raise ConfigError("index=faiss: the doc vectors have no dimensions")
+        index = cls.check(dim, factory=factory, metric=metric)
+        base = faiss.downcast_index(index)
+        if ef_construction is not None and isinstance(base, faiss.IndexHNSW):
+            base.hnsw.efConstruction = int(ef_construction)
+        _seed_clustering(index, seed)
+        work = _to_gpu(index) if _gpu_wanted(gpu, base) else index
+        if not work.is_trained:
+            sample = x
+            if train_size is not None and train_size < n:
+                rows = np.sort(np.random.default_rng(seed).choice(n, train_size, replace=False))
+                sample = x[rows]
+            try:
+                work.train(sample)
+            except RuntimeError as e:
+                raise ConfigError(
+                    f"index.factory={factory!r}: training on {len(sample)} vectors failed "
+                    f"({_one_line(e)}); use fewer lists/centroids or more index.train_size"
+                ) from None
+        step = max(1, min(n, 1 << 16))
+        for start in range(0, n, step):
+            work.add(x[start : start + step])
+            if progress is not None:
+                progress(min(start + step, n), n)
+        if work is not index:
+            index = faiss.index_gpu_to_cpu(work)
+        return cls(
+            index, factory=factory, metric=metric, nprobe=nprobe, ef_search=ef_search, gpu=gpu
+        )
+
+    # ------------------------------------------------------------------------- save / load
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "format": FORMAT,
+            "factory": self.factory,
+            "metric": self.metric,
+            "dim": self.dim,
+            "n_docs": self.n_docs,
+            "nprobe": self.nprobe,
+            "ef_search": self.ef_search,
+            "gpu": self.gpu,
+            "file": INDEX_FILE,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the folder ``path`` atomically (header.json + index.faiss)."""
+        with atomic_folder(path) as tmp:
+            faiss.write_index(self.cpu_index, str(tmp / INDEX_FILE))
+            write_header(tmp, self.header())
+            self._file_bytes = (tmp / INDEX_FILE).stat().st_size
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, mmap: bool = True) -> FaissIndex:
+        """Load a saved index, memory-mapped where FAISS allows it; raises CacheError."""
+        path = Path(path)
+        header = read_header(path)
+        where = path / "header.json"
+        if header.get("type") != cls.type_name:
+            raise CacheError(f"{where}: index type {header.get('type')!r} is not 'faiss'")
+        if header.get("format") != FORMAT:
+            raise CacheError(
+                f"{where}: index format {header.get('format')!r} unsupported "
+                f"(expected {FORMAT}); rebuild the index"
+            )
+        try:
+            factory = str(header["factory"])
+            metric = str(header["metric"])
+            dim = int(header["dim"])
+            n_docs = int(header["n_docs"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CacheError(
+                f"{where}: bad or missing header key ({e}); rebuild the index"
+            ) from None
+        if metric not in METRICS:
+            raise CacheError(f"{where}: unknown metric {metric!r}; rebuild the index")
+        file = path / INDEX_FILE
+        if not file.is_file():
+            raise CacheError(f"{file}: missing; rebuild the index")
+        flags = [faiss.IO_FLAG_MMAP_IFC, faiss.IO_FLAG_MMAP, 0] if mmap else [0]
+        index, mapped, error = None, False, None
+        for flag in flags:
+            try:
+                index = faiss.read_index(str(file), flag)
+                mapped = flag != 0
+                break
+            except RuntimeError as e:  # this index type cannot be mapped (or a bad file)
+                error = e
+        if index is None:
+            raise CacheError(f"{file}: unreadable ({_one_line(error)}); rebuild the index")
+        if (
+            int(index.ntotal) != n_docs
+            or int(index.d) != dim
+            or index.metric_type != METRICS[metric]
+        ):
+            raise CacheError(f"{file}: does not match the header; rebuild the index")
+        return cls(
+            index,
+            factory=factory,
+            metric=metric,
+            nprobe=header.get("nprobe"),
+            ef_search=header.get("ef_search"),
+            gpu=header.get("gpu", False),
+            file_bytes=file.stat().st_size,
+            mmap=mapped,
+        )
+
+    # ----------------------------------------------------------------------------- search
+
+    def _raw_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS search, rows re-sorted by (-score, idx), padding as (-inf, -1)."""
+        d, i = self.index.search(q, k)
+        scores = np.asarray(d, dtype=np.float32)
+        if self.metric == "l2":
+            scores = -scores
+        idx = np.asarray(i, dtype=np.int64)
+        missing = (idx < 0) | (scores <= _PAD)
+        scores = np.where(missing, np.float32(-np.inf), scores)
+        idx = np.where(missing, np.int64(-1), idx)
+        # sort key: score desc, then idx asc; padding (-inf, -1) last
+        order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, idx), -scores), axis=-1)
+        return np.take_along_axis(scores, order, 1), np.take_along_axis(idx, order, 1)
+
+    def search(
+        self, queries: np.ndarray, k: int, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k: ``(scores float32 [nq, k], doc_idx int64 [nq, k])``, best first (score
+        desc, doc index asc), padded with -inf / -1. ``threads`` > 0 sets FAISS's OpenMP
+        thread count for this call, 0 = all."""
+        k = int(k)
+        if k < 0:
+            raise ConfigError(f"k={k}: must be >= 0")
+        q = np.ascontiguousarray(np.asarray(queries), dtype=np.float32)
+        if q.ndim == 1:
+            q = q[None, :]
+        if q.ndim != 2 or (q.shape[0] and q.shape[1] != self.dim):
+            raise ConfigError(
+                f"index=faiss: query vectors of shape {q.shape} do not match the index dim "
+                f"{self.dim}; was the index built with another encoder?"
+            )
+        nq = int(q.shape[0])
+        out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+        out_d = np.full((nq, k), -1, dtype=np.int64)
+        n = self.n_docs
+        if nq == 0 or k == 0 or n == 0:
+            return out_s, out_d
+        old = faiss.omp_get_max_threads()
+        if threads and threads > 0:
+            faiss.omp_set_num_threads(int(threads))
+        try:
+            if not self._exhaustive:
+                s, d = self._raw_search(q, min(k, n))
+                out_s[:, : s.shape[1]], out_d[:, : d.shape[1]] = s, d
+                return out_s, out_d
+            # exhaustive: one extra hit shows whether a tie straddles the k-th place; if so the
+            # row is searched deeper until the tie group ends (or every doc is returned)
+            depth = min(k + 1, n)
+            rows = np.arange(nq)
+            while len(rows):
+                s, d = self._raw_search(q[rows], depth)
+                keep = min(k, depth)
+                out_s[rows, :keep], out_d[rows, :keep] = s[:, :keep], d[:, :keep]
+                if depth >= n or depth <= k:
+                    break
+                tie = (d[:, k] >= 0) & (s[:, k] == s[:, k - 1])
+                rows = rows[tie]
+                depth = min(2 * depth, n)
+            return out_s, out_d
+        finally:
+            if threads and threads > 0:
+                faiss.omp_set_num_threads(old)
+
+
+def _seed_clustering(index: Any, seed: int) -> None:
+    """Seed the k-means of IVF coarse quantizers and PQ codebooks (FAISS defaults to 1234)."""
+    base = faiss.downcast_index(index)
+    ivf = faiss.try_extract_index_ivf(base) if hasattr(faiss, "try_extract_index_ivf") else None
+    if ivf is not None:
+        ivf.cp.seed = int(seed)
+        pq = getattr(ivf, "pq", None)
+        if pq is not None:
+            pq.cp.seed = int(seed)
+    pq = getattr(base, "pq", None)
+    if pq is not None and hasattr(pq, "cp"):
+        pq.cp.seed = int(seed)

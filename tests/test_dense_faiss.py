@@ -1,0 +1,318 @@
+"""Dense bi-encoder (encoder=dense) and the FAISS backend (index=faiss).
+
+A tiny random BERT written to a temp folder stands in for real models (no network); one slow
+test checks all-MiniLM-L6-v2 from ../shared against sentence-transformers' formula.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+faiss = pytest.importorskip("faiss")
+transformers = pytest.importorskip("transformers")
+
+from irbench.encoders.dense import DenseEncoder  # noqa: E402
+from irbench.errors import ConfigError, DataError  # noqa: E402
+from irbench.index.base import INDEX_TYPES, load_index, read_header  # noqa: E402
+from irbench.index.faiss import FaissIndex  # noqa: E402
+from irbench.types import Doc, Query  # noqa: E402
+
+MINILM = Path(__file__).resolve().parents[2] / "shared" / "models" / "all-MiniLM-L6-v2"
+WORDS = ["alpha", "beta", "gamma", "delta", "protein", "cell", "gene", "cancer", "dose", "risk",
+         "query", "passage", ":", "the", "of", "a", "study", "trial", "mouse", "brain"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer random BERT (hidden 32) with a word-level vocabulary, saved as a HF folder."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
+    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).eval().save_pretrained(folder)
+    return folder
+
+
+def texts(n: int, seed: int = 0, lo: int = 1, hi: int = 30) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choices(WORDS[:10], k=rng.randint(lo, hi))) for _ in range(n)]
+
+
+def manual(folder: Path, text: str, pooling: str, normalize: bool, max_length: int = 64):
+    """One text alone (no padding) through the model, pooled by hand."""
+    from transformers import AutoModel, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(folder)
+    model = AutoModel.from_pretrained(folder).eval()
+    enc = tok([text], truncation=True, max_length=max_length, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])[0][0]
+    v = hidden[0] if pooling == "cls" else hidden.mean(dim=0)
+    v = v.numpy().astype(np.float64)
+    return v / np.linalg.norm(v) if normalize else v
+
+
+def enc(folder: Path, **kw) -> DenseEncoder:
+    kw.setdefault("device", "cpu")
+    kw.setdefault("threads", 1)
+    return DenseEncoder(backbone=str(folder), **kw)
+
+
+# ------------------------------------------------------------------------------ dense encoder
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+@pytest.mark.parametrize("normalize", [True, False])
+def test_pooling_matches_manual(tiny_model: Path, pooling: str, normalize: bool) -> None:
+    sample = texts(9, seed=1)  # lengths differ: batches of 4 are padded
+    got = enc(tiny_model, pooling=pooling, normalize=normalize, batch_size=4).encode_texts(sample)
+    assert got.dtype == np.float32 and got.shape == (9, 32)
+    want = np.stack([manual(tiny_model, t, pooling, normalize) for t in sample])
+    np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
+    norms = np.linalg.norm(got, axis=1)
+    if normalize:
+        np.testing.assert_allclose(norms, 1.0, atol=1e-5)
+    else:
+        assert not np.allclose(norms, 1.0, atol=1e-2)
+
+
+def test_prefixes_and_title(tiny_model: Path) -> None:
+    e = enc(tiny_model, query_prefix="query: ", doc_prefix="passage: ")
+    plain = enc(tiny_model)
+    q = e.encode_queries([Query("q1", "alpha beta"), Query("q2", " gene ")])
+    np.testing.assert_array_equal(q, plain.encode_texts(["query: alpha beta", "query: gene"]))
+    docs = [Doc("d1", "protein cell", "alpha"), Doc("d2", "gene", "")]
+    d = np.vstack(list(e.encode_corpus(docs)))
+    np.testing.assert_array_equal(
+        d, plain.encode_texts(["passage: alpha protein cell", "passage: gene"])
+    )
+    assert not np.allclose(q[0], plain.encode_texts(["alpha beta"])[0])
+    assert e.config_key() != plain.config_key()
+
+
+def test_length_sorted_batches_keep_order(tiny_model: Path) -> None:
+    docs = [Doc(f"d{i}", t, "") for i, t in enumerate(texts(23, seed=2))]
+    docs[5] = Doc("d5", "", "")  # an empty doc
+    batched = list(enc(tiny_model, batch_size=4, sort_window=10).encode_corpus(docs))
+    assert [b.shape[0] for b in batched] == [10, 10, 3]
+    one = np.vstack(list(enc(tiny_model, batch_size=1).encode_corpus(docs)))
+    np.testing.assert_allclose(np.vstack(batched), one, atol=2e-5)
+    assert np.isfinite(one).all()
+    empty = list(enc(tiny_model).encode_corpus([]))
+    assert len(empty) == 1 and empty[0].shape == (0, 32)
+
+
+def test_max_length_per_side(tiny_model: Path) -> None:
+    long = " ".join(["alpha"] * 20)
+    longer = long + " beta gamma delta"
+    e = enc(tiny_model, doc_max_length=8, query_max_length=40)
+    d = e.encode_texts([long, longer], side="doc")
+    np.testing.assert_array_equal(d[0], d[1])  # both cut at 8 tokens
+    q = e.encode_queries([Query("a", long), Query("b", longer)])
+    assert not np.allclose(q[0], q[1])
+    assert e.config_key()["doc_max_length"] == 8 and e.config_key()["query_max_length"] == 40
+
+
+def test_config_key_fingerprint_and_errors(tiny_model: Path, tmp_path: Path) -> None:
+    key = enc(tiny_model).config_key()
+    assert key["model"].startswith("sha256:") and key["pooling"] == "mean"
+    assert enc(tiny_model, pooling="cls").config_key() != key
+    assert enc(tiny_model, batch_size=7).config_key() == key  # batching does not change vectors
+    hub = DenseEncoder(device="cpu").config_key()
+    assert hub["model"].startswith("sentence-transformers/all-MiniLM-L6-v2")
+    with pytest.raises(ConfigError, match="encoder.backbone"):
+        DenseEncoder(backbone=str(tmp_path / "missing"), device="cpu").config_key()
+    with pytest.raises(ConfigError, match="encoder.pooling"):
+        DenseEncoder(backbone=str(tiny_model), pooling="max")
+    with pytest.raises(ConfigError, match="encoder.autocast"):
+        DenseEncoder(backbone=str(tiny_model), device="cpu", autocast="int8")
+
+
+def test_save_load(tiny_model: Path, tmp_path: Path) -> None:
+    e = enc(tiny_model, doc_prefix="passage: ")
+    e.save(tmp_path / "enc")
+    meta = json.loads((tmp_path / "enc" / "dense_encoder.json").read_text())
+    assert meta["dim"] == 32 and meta["config_key"] == e.config_key()
+    # another query side is fine (it does not change the doc vectors)
+    enc(tiny_model, doc_prefix="passage: ", query_prefix="q: ").load(tmp_path / "enc")
+    with pytest.raises(DataError, match="re-encode"):
+        enc(tiny_model).load(tmp_path / "enc")
+    with pytest.raises(DataError):
+        e.load(tmp_path / "nothing")
+
+
+# ------------------------------------------------------------------------------ FAISS index
+
+
+def brute_force(q: np.ndarray, d: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    s = q @ d.T
+    ids = np.broadcast_to(np.arange(d.shape[0]), s.shape)
+    order = np.lexsort((ids, -s), axis=-1)[:, :k]
+    return np.take_along_axis(s, order, 1).astype(np.float32), order
+
+
+def int_data(n: int = 1500, nq: int = 40, dim: int = 8, seed: int = 0):
+    """Small-integer vectors: exact float32 dot products, many ties."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(-1, 2, (n, dim)).astype(np.float32),
+            rng.integers(-1, 2, (nq, dim)).astype(np.float32))  # fmt: skip
+
+
+@pytest.mark.parametrize("nq", [1, 40])  # FAISS switches to BLAS at 20 queries
+@pytest.mark.parametrize("k", [1, 10, 200, 1500, 1510])
+def test_flat_equals_brute_force_with_ties(nq: int, k: int) -> None:
+    d, q = int_data()
+    q = q[:nq]
+    index = FaissIndex.build(d, factory="Flat")
+    scores, idx = index.search(q, k)
+    assert scores.dtype == np.float32 and idx.dtype == np.int64 and idx.shape == (nq, k)
+    bs, bi = brute_force(q, d, min(k, len(d)))
+    np.testing.assert_array_equal(idx[:, : bi.shape[1]], bi)
+    np.testing.assert_array_equal(scores[:, : bs.shape[1]], bs)
+    assert (idx[:, len(d) :] == -1).all() and np.isneginf(scores[:, len(d) :]).all()
+
+
+def test_l2_metric_scores_negative_distance() -> None:
+    d, q = int_data(300, 5)
+    scores, idx = FaissIndex.build(d, factory="Flat", metric="l2").search(q, 20)
+    dist = ((q[:, None, :] - d[None, :, :]) ** 2).sum(-1)
+    bs, bi = brute_force(np.hstack([q, np.ones((5, 1), np.float32)]),
+                         np.hstack([d, -0.5 * (d**2).sum(1, keepdims=True)]), 20)  # fmt: skip
+    np.testing.assert_array_equal(idx, bi)
+    np.testing.assert_array_equal(-scores, np.take_along_axis(dist, idx, 1))
+    assert (bs == bs).all()
+
+
+def random_unit(n: int, dim: int, seed: int) -> np.ndarray:
+    x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def recall(idx: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(idx, truth, strict=True)]))
+
+
+def test_hnsw_recall_and_ivf_knobs() -> None:
+    d, q = random_unit(3000, 32, 1), random_unit(50, 32, 2)
+    _, truth = brute_force(q, d, 10)
+    hnsw = FaissIndex.build(d, factory="HNSW32", ef_search=128)
+    assert recall(hnsw.search(q, 10)[1], truth) >= 0.95
+    scores, _ = hnsw.search(q, 10)
+    assert (np.diff(scores, axis=1) <= 0).all()
+    ivf = FaissIndex.build(d, factory="IVF16,Flat", nprobe=16, seed=3)
+    np.testing.assert_array_equal(ivf.search(q, 10)[1], truth)  # every list probed: exact
+    ivf.configure(nprobe=1)
+    assert recall(ivf.search(q, 10)[1], truth) < 0.9
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    assert INDEX_TYPES["faiss"] == "irbench.index.faiss:FaissIndex"
+    d, q = random_unit(500, 16, 3), random_unit(7, 16, 4)
+    # PQ with 4-bit codes: 8-bit PQ training takes ~20 s in faiss-cpu 1.15 here, even on 500 points
+    for factory in ("Flat", "HNSW16", "IVF8,Flat", "IVF8,PQ4x4"):
+        index = FaissIndex.build(d, factory=factory, nprobe=4, ef_search=64)
+        want = index.search(q, 25)
+        path = tmp_path / factory.replace(",", "_")
+        index.save(path)
+        header = read_header(path)
+        assert header["type"] == "faiss" and header["factory"] == factory
+        assert header["dim"] == 16 and header["n_docs"] == 500
+        loaded = load_index(path)
+        assert isinstance(loaded, FaissIndex) and loaded.mmap
+        assert loaded.nprobe == 4 and loaded.ef_search == 64
+        assert loaded.size_bytes == (path / "index.faiss").stat().st_size == index.size_bytes
+        got = loaded.search(q, 25)
+        np.testing.assert_array_equal(got[1], want[1])
+        np.testing.assert_array_equal(got[0], want[0])
+    assert not list(tmp_path.glob("*.tmp-*"))
+
+
+def test_bad_factory_and_inputs() -> None:
+    d, q = int_data(100, 3)
+    for bad in ("Foo12", "PQ3", "IVF500,Flat", ""):
+        with pytest.raises(ConfigError, match="index.factory") as err:
+            FaissIndex.build(d, factory=bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="index.metric"):
+        FaissIndex.build(d, metric="cosine")
+    with pytest.raises(ConfigError, match="index.factory"):
+        FaissIndex.check(384, factory="IVF10,PQ7")  # checkable before encoding
+    assert FaissIndex.check(384, factory="IVF10,PQ8").d == 384
+    index = FaissIndex.build(d)
+    with pytest.raises(ConfigError, match="dim"):
+        index.search(np.zeros((2, 5), np.float32), 3)
+    s, i = index.search(q, 0)
+    assert s.shape == i.shape == (3, 0)
+    s, i = FaissIndex.build(np.zeros((0, 8), np.float32)).search(q, 4)
+    assert (i == -1).all() and np.isneginf(s).all()
+
+
+def test_threads_do_not_change_flat_results() -> None:
+    d, q = random_unit(4000, 48, 5), random_unit(64, 48, 6)
+    index = FaissIndex.build(d)
+    one = index.search(q, 50, threads=1)
+    two = index.search(q, 50, threads=2)
+    np.testing.assert_array_equal(one[1], two[1])
+    np.testing.assert_array_equal(one[0], two[0])
+
+
+def test_dense_pipeline_end_to_end(tiny_model: Path, beir_dir: Path, tmp_path: Path) -> None:
+    from irbench.config import compose
+    from irbench.pipeline import run
+
+    cfg = compose([
+        "dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}",
+        "encoder=dense", f"encoder.backbone={tiny_model}", "encoder.device=cpu",
+        "index=faiss", f"run_dir={tmp_path / 'run'}", f"cache_dir={tmp_path / 'cache'}",
+        "k=50", "threads=1",
+    ])  # fmt: skip
+    metrics, objects = run(cfg)
+    assert set(metrics) >= {"nDCG@10"} and isinstance(objects["index"].index, FaissIndex)
+    lines = (tmp_path / "run" / "run.trec").read_text().splitlines()
+    assert lines and len(lines) <= 40 * 50
+    again, _ = run(cfg)  # from the cache
+    assert again == metrics
+
+
+# ------------------------------------------------------------------------------ real model
+
+
+@pytest.mark.slow
+def test_minilm_matches_sentence_transformers_formula() -> None:
+    if not MINILM.is_dir():
+        pytest.skip(f"{MINILM} not found (../shared/models is absent)")
+    from transformers import AutoModel, AutoTokenizer
+
+    sample = [
+        "A man is eating food.",
+        "Vitamin D deficiency is associated with an increased risk of multiple sclerosis.",
+        "0-dimensional biomaterials show inductive properties. " * 60,  # > 256 tokens
+        "",
+    ]
+    tok = AutoTokenizer.from_pretrained(MINILM)
+    model = AutoModel.from_pretrained(MINILM).eval()
+    batch = tok(sample, padding=True, truncation=True, max_length=256, return_tensors="pt")
+    with torch.no_grad():
+        hidden = model(**batch)[0]
+    m = batch["attention_mask"].unsqueeze(-1).float()
+    want = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), dim=1)
+    e = DenseEncoder(backbone=str(MINILM), device="cpu", batch_size=2)
+    got = e.encode_texts(sample)
+    assert e.dim == 384 and got.shape == (4, 384)
+    np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
