@@ -19,7 +19,6 @@ from __future__ import annotations
 import itertools
 import json
 import unicodedata
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -256,24 +255,27 @@ class BM25Encoder:
                 "BM25Encoder has no vocabulary: run encode_corpus(docs) or load(path) first"
             )
         term_lists = self.analyzer.analyze_many([q.text for q in queries])
-        vocab = self._vocab
-        indptr = [0]
-        indices: list[int] = []
-        data: list[float] = []
-        binary = self.query_weighting == "binary"
-        for terms in term_lists:
-            counts = Counter(t for t in terms if t in vocab)
-            ids = sorted((vocab[t], 1.0 if binary else float(c)) for t, c in counts.items())
-            indices.extend(i for i, _ in ids)
-            data.extend(w for _, w in ids)
-            indptr.append(len(indices))
+        get = self._vocab.get
+        rows: list[int] = []
+        cols: list[int] = []
+        for row, terms in enumerate(term_lists):
+            for term in terms:
+                tid = get(term)
+                if tid is not None:
+                    rows.append(row)
+                    cols.append(tid)
+        width = max(self.vocab_size, 1)
+        keys, counts = np.unique(
+            np.asarray(rows, dtype=np.int64) * width + np.asarray(cols, dtype=np.int64),
+            return_counts=True,
+        )  # sorted by (row, term id): canonical CSR order
+        n = len(term_lists)
+        indptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(keys // width, minlength=n), out=indptr[1:])
+        data = np.ones(len(keys), np.float32) if self.query_weighting == "binary" else counts
         out = sp.csr_matrix(
-            (
-                np.asarray(data, dtype=np.float32),
-                np.asarray(indices, dtype=np.int32),
-                np.asarray(indptr, dtype=np.int64),
-            ),
-            shape=(len(term_lists), self.vocab_size),
+            (data.astype(np.float32), (keys % width).astype(np.int32), indptr),
+            shape=(n, self.vocab_size),
         )
         out.has_sorted_indices = True
         return out
