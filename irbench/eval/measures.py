@@ -46,8 +46,9 @@ def evaluate(
     """Aggregate and per-query values, keyed by ir_measures' canonical names.
 
     Per-query values are computed once and aggregated with each measure's own aggregator,
-    exactly as ``ir_measures.calc_aggregate`` does. As trec_eval (without ``-c``) and BEIR do,
-    queries with qrels but no hits in the run are not averaged; the counts make that visible.
+    exactly as ``ir_measures.calc_aggregate`` does. Queries with qrels but no hits in the run
+    get 0 from ir_measures and count in the averages (as ``trec_eval -c``); the note says how
+    many.
     """
     import ir_measures
 
@@ -75,6 +76,6 @@ def evaluate(
     missing = len(set(qrels_dd) - set(run))
     if missing:
         notes.append(
-            f"{missing} of {len(qrels_dd)} queries with qrels have no hits and are not averaged"
+            f"{missing} of {len(qrels_dd)} queries with qrels have no hits (each counts as 0 in the averages)"
         )
     return Evaluation(aggregate, per_query, len(qrels_dd), len(run), len(evaluated), notes)
