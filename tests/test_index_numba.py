@@ -141,6 +141,20 @@ def test_search_equals_brute_force_at_any_thread_count(c):
     assert_same(index.search(queries, c["k"]), want)
 
 
+@SETTINGS
+@given(case)
+def test_partition_selection_equals_brute_force(c):
+    """From k >= PARTITION_K all candidates are gathered and partitioned (no heap); zero-sum
+    matches then continue through the heap. Forced here for every k."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(numba_index, "PARTITION_K", 1)
+        docs, queries = make_case(c)
+        index = NumbaIndex.build(docs)
+        want = brute_force(docs, queries, c["k"])
+        assert_same(index.search(queries, c["k"], threads=1), want)
+        assert_same(index.search(queries, c["k"], threads=2), want)
+
+
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case, st.sampled_from(["uint8", "uint16"]))
 def test_quantized_equals_dequantized_brute_force(c, quantize):

@@ -197,6 +197,19 @@ def test_length_sorted_batching_keeps_input_order(tiny_bert):
     assert [b.shape[0] for b in batches] == [5, 2]
 
 
+def test_worker_threads_give_the_same_vectors(tiny_bert):
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = encode_docs(make(tiny_bert, batch_size=2), TEXTS).toarray()
+        torch.set_num_threads(3)  # three workers, one batch each at most
+        pooled = encode_docs(make(tiny_bert, batch_size=2), TEXTS).toarray()
+        assert torch.get_num_threads() == 3  # restored after the workers
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(pooled, serial, rtol=1e-5, atol=1e-6)
+
+
 def test_queries_use_the_query_side(tiny_bert):
     enc = make(tiny_bert, query={"head": "binary"})
     q = enc.encode_queries([Query("q1", "protein protein cancer"), Query("q2", "")])
@@ -298,6 +311,7 @@ def test_save_load_round_trip_without_corpus_state(tiny_bert, tmp_path):
     assert meta["format"] == 1 and meta["vocab_size"] == 200
     again = make(tiny_bert)
     again.load(tmp_path / "enc")
+    assert "q" in again._sides  # load() readies the query model: query latency excludes loading
     assert abs(again.encode_queries(queries) - before).max() == 0
     with pytest.raises(DataError, match="missing"):
         again.load(tmp_path / "nothing")

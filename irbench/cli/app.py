@@ -177,6 +177,9 @@ def config_show(overrides: Overrides = None) -> None:
 from irbench.cli.report import register as register_report  # noqa: E402, I001
 
 register_report(app)
+from irbench.cli.bench_index import register_synth  # noqa: E402
+
+register_synth(app)
 
 
 def main() -> None:

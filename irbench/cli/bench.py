@@ -107,3 +107,8 @@ def bm25(
     for note in a["notes"]:
         typer.echo(f"note: {note}", err=True)
     typer.echo(f"wrote {Path(a['out_dir']) / 'bench.json'} and bench.md")
+
+
+from irbench.cli.bench_index import register as _register_index  # noqa: E402
+
+_register_index(bench_app)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import logging
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -33,14 +32,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from irbench.encoders import hf
-from irbench.encoders.sparse_csr import bm25_idf, dense_to_csr, term_vectors, top_k
-from irbench.encoders.sparse_side import AUTOCASTS, HEADS, MLP_CHECKPOINT_LAYER, SideConfig
+from irbench.encoders.sparse_csr import bm25_idf, term_vectors, top_k
+from irbench.encoders.sparse_side import AUTOCASTS, HEADS, SideConfig
 from irbench.errors import ConfigError, DataError, IrbenchError
 from irbench.types import Doc, Query
 
 __all__ = ["FORMAT_VERSION", "HEADS", "SideConfig", "SparseNeuralEncoder"]
 
-log = logging.getLogger(__name__)
 
 #: Version of the vectors and of the saved folder; bump when either changes.
 FORMAT_VERSION = 1
@@ -199,8 +197,9 @@ class SparseNeuralEncoder:
         )
 
     def load(self, path: Path) -> None:
-        """Restore the corpus state (the idf table) from :meth:`save`'s folder. The settings stay
-        those of this encoder; a folder written with other doc-side settings is an error."""
+        """Restore the corpus state (the idf table) from :meth:`save`'s folder and load the query
+        side's model. The settings stay those of this encoder; a folder written with other
+        doc-side settings is an error."""
         path = Path(path)
         meta_path = path / "sparse_encoder.json"
         try:
@@ -228,6 +227,15 @@ class SparseNeuralEncoder:
             raise DataError(
                 "idf.npy is missing but an idf head needs it; re-encode the corpus", path
             )
+        self.warmup("query")
+
+    def warmup(self, side: str = "query") -> None:
+        """Load a side's tokenizer and model now (``load()`` does it for the query side), so
+        that the first ``encode_queries`` call does not pay for imports and model loading."""
+        cfg = self.query if side == "query" else self.doc
+        self._tokenizer(cfg)
+        if cfg.uses_model:
+            self._module(cfg)
 
     # -- internals ---------------------------------------------------------------------------------
     def _check_fitted(self, side: SideConfig) -> None:
@@ -294,40 +302,14 @@ class SparseNeuralEncoder:
     def _module(self, side: SideConfig) -> Any:
         """The torch module computing a model side's output (cached per side)."""
         name = "q" if side is self.query else "d"
-        if name in self._sides:
-            return self._sides[name]
-        import torch
+        if name not in self._sides:
+            from irbench.encoders.sparse_model import build_module
 
-        from irbench.encoders import sparse_heads as heads
-
-        model = self._model(side)
-        vocab = len(self._tokenizer(side))
-        if side.head == "mlm":
-            if not hasattr(model, "get_output_embeddings") or model.get_output_embeddings() is None:
-                raise ConfigError(
-                    f"{side.backbone_key}: '{side.backbone}' has no masked-LM head; use head=mlp"
-                )
-            try:
-                module = heads.FusedMLMHead(
-                    model, vocab, side.pooling, side.activation, self.chunk_budget
-                )
-            except ValueError as exc:
-                raise ConfigError(
-                    f"{side.backbone_key}: cannot split the MLM head of '{side.backbone}' ({exc})"
-                ) from None
-        else:
-            body = model.base_model if model.base_model is not model else model
-            state = hf.checkpoint_tensors(side.backbone, MLP_CHECKPOINT_LAYER)
-            if state is None:
-                log.warning("%s.head=mlp: no trained '%s' layer in %s; using an untrained one (seed %d)",
-                            side.key, MLP_CHECKPOINT_LAYER, side.backbone, side.seed)  # fmt: skip
-            linear = heads.mlp_linear(model, state, side.seed).to(self.device)
-            module = heads.TokenWeightHead(body, linear, side.activation)
-        module.eval()
-        if self.device == "cuda" and torch.cuda.device_count() > 1:
-            module = torch.nn.DataParallel(module)
-        self._sides[name] = module
-        return module
+            vocab = len(self._tokenizer(side))
+            self._sides[name] = build_module(
+                side, self._model(side), vocab, self.device, self.chunk_budget
+            )
+        return self._sides[name]
 
     def _encode(self, side: SideConfig, texts: list[str], report: bool = False) -> sp.csr_matrix:
         tok = self._tokenizer(side)
@@ -355,52 +337,14 @@ class SparseNeuralEncoder:
     def _encode_model(
         self, side: SideConfig, ids: list[list[int]], special: np.ndarray, vocab: int, report: bool
     ) -> sp.csr_matrix:
-        import torch
+        from irbench.encoders.sparse_model import encode_sorted
 
-        from irbench.encoders.sparse_heads import pool_tokens
-
-        module = self._module(side)
-        pad = self._tokenizer(side).pad_token_id or 0
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
-        order = np.argsort(-lengths, kind="stable")  # longest first: padding stays small
-        special_t = torch.as_tensor(special, device=self.device)
-        parts: list[sp.csr_matrix] = []
-        for start in range(0, len(ids), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = int(lengths[rows].max()) if len(rows) else 0
-            batch = torch.full((len(rows), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for r, i in enumerate(rows):
-                batch[r, : lengths[i]] = torch.as_tensor(ids[i])
-                mask[r, : lengths[i]] = 1
-            batch, mask = batch.to(self.device), mask.to(self.device)
-            with torch.inference_mode(), self._autocast():
-                if side.head == "mlm":
-                    dense = module(batch, mask).float()
-                else:
-                    weights = module(batch, mask)
-                    keep = mask.bool() & ~special_t[batch]
-                    dense = pool_tokens(batch, weights, keep, vocab, side.pooling)
-                dense[:, special_t] = 0.0
-                parts.append(dense_to_csr(dense, vocab))
-            if report and self.progress:
-                self.progress(len(rows))
-        if not parts:
-            return sp.csr_matrix((0, vocab), dtype=np.float32)
-        stacked = sp.vstack(parts, format="csr", dtype=np.float32)
-        inverse = np.empty_like(order)
-        inverse[order] = np.arange(len(order))
-        return stacked[inverse]
-
-    def _autocast(self) -> Any:
-        import contextlib
-
-        import torch
-
-        if self.autocast is None:
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.autocast == "bf16" else torch.float16
-        return torch.autocast(self.device.split(":")[0], dtype=dtype)
+        return encode_sorted(
+            self._module(side), side.head, side.pooling, ids, special, vocab,
+            pad=self._tokenizer(side).pad_token_id or 0, batch_size=self.batch_size,
+            device=self.device, autocast=self.autocast,
+            progress=self.progress if report else None,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (

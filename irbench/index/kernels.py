@@ -15,6 +15,10 @@ Touched docs are told apart by ``acc != 0``: a sum of products > 0 is > 0 in flo
 is exact unless some product was <= 0 (a query weight <= 0, a quantised weight 0, an
 underflow). Only then, and only if a zero score could still enter the top k, the query is
 rescored with a ``seen`` byte per doc to find the touched docs that sum to exactly 0.
+Selection: for ``k`` below a cutoff (:data:`irbench.index.numba.PARTITION_K`) a k-sized heap
+fed while scanning; above it (the caller passes candidate buffers) all candidates are gathered,
+the k-th score is located on a histogram (O(n)) and only the few candidates at or above its
+bin are sorted (on keys ordering score desc, doc asc).
 Candidates are enumerated two ways, chosen per query from its total posting count ``P``:
 ``P <= touched.shape[1]``: a list of first-touched docs (sparse); otherwise: a linear scan of
 all accumulators (dense), which is cheaper when a query touches a large share of the docs;
@@ -155,6 +159,111 @@ def _offer_zero_scores(
     return size
 
 
+@njit(inline="always", nogil=True)
+def _rank_key(score_bits, d):  # pragma: no cover
+    """uint64 key whose ascending order is (score desc, doc asc): the float32's bits made
+    order-preserving as unsigned, inverted, above the doc index."""
+    b = np.uint64(score_bits)
+    if b & np.uint64(0x80000000):
+        b = b ^ np.uint64(0xFFFFFFFF)
+    else:
+        b = b ^ np.uint64(0x80000000)
+    return ((b ^ np.uint64(0xFFFFFFFF)) << np.uint64(32)) | np.uint64(d)
+
+
+@njit(nogil=True)
+def _radix_sort(keys):  # pragma: no cover
+    """Sort uint64 ``keys`` in place: LSD radix, 8-bit digits, digits all equal skipped
+    (numba's ``np.sort`` is several times slower on a few thousand keys)."""
+    n = keys.shape[0]
+    if n < 2:
+        return
+    tmp = np.empty(n, dtype=np.uint64)
+    count = np.empty(256, dtype=np.int64)
+    src = keys
+    dst = tmp
+    for shift in range(0, 64, 8):
+        sh = np.uint64(shift)
+        count[:] = 0
+        for i in range(n):
+            count[(src[i] >> sh) & np.uint64(255)] += 1
+        if count[(src[0] >> sh) & np.uint64(255)] == n:
+            continue  # every key has this digit: the pass would not move anything
+        total = 0
+        for b in range(256):
+            c = count[b]
+            count[b] = total
+            total += c
+        for i in range(n):
+            b = (src[i] >> sh) & np.uint64(255)
+            dst[count[b]] = src[i]
+            count[b] += 1
+        src, dst = dst, src
+    if src is not keys:
+        keys[:] = src
+
+
+@njit(inline="always", nogil=True)
+def _bin(v, lo, inv, nbins):  # pragma: no cover
+    """Histogram bin of ``v`` (monotone in v; the same float32 arithmetic at every call)."""
+    b = np.int64((v - lo) * inv)
+    return min(max(b, 0), nbins - 1)
+
+
+@njit(nogil=True)
+def _select_top(cand_s, cand_d, m, k, out_s, out_d):  # pragma: no cover
+    """Best-first top-k of the ``m`` candidates (any order, distinct docs) into
+    ``out_s``/``out_d``; returns how many were written (min(m, k)).
+
+    A 4096-bin histogram of the scores locates the bin holding the k-th score (O(m)); the
+    candidates above that bin and those in it are keyed (:func:`_rank_key`) and only they
+    are sorted, so ties are broken by doc index exactly as a full sort would.
+    """
+    bits = cand_s[:m].view(np.uint32)
+    if m <= k:
+        keys = np.empty(m, dtype=np.uint64)
+        for i in range(m):
+            keys[i] = _rank_key(bits[i], cand_d[i])
+    else:
+        lo = cand_s[0]
+        hi = cand_s[0]
+        for i in range(m):
+            lo = min(lo, cand_s[i])
+            hi = max(hi, cand_s[i])
+        nbins = 4096
+        span = np.float32(hi) - np.float32(lo)
+        inv = np.float32(nbins) / span if span > 0 else np.float32(0.0)
+        count = np.zeros(nbins, dtype=np.int64)
+        for i in range(m):
+            count[_bin(cand_s[i], lo, inv, nbins)] += 1
+        b = nbins - 1
+        above = 0
+        while above + count[b] < k:
+            above += count[b]
+            b -= 1
+        keys = np.empty(above + count[b], dtype=np.uint64)
+        j = 0
+        for i in range(m):
+            if _bin(cand_s[i], lo, inv, nbins) >= b:
+                keys[j] = _rank_key(bits[i], cand_d[i])
+                j += 1
+    _radix_sort(keys)
+    n = min(m, k)
+    key_bits = np.empty(1, dtype=np.uint32)
+    key_f = key_bits.view(np.float32)
+    for i in range(n):
+        key = keys[i]
+        s = (key >> np.uint64(32)) ^ np.uint64(0xFFFFFFFF)
+        if s & np.uint64(0x80000000):
+            s = s ^ np.uint64(0x80000000)
+        else:
+            s = s ^ np.uint64(0xFFFFFFFF)
+        key_bits[0] = np.uint32(s)
+        out_s[i] = key_f[0]
+        out_d[i] = np.int64(key & np.uint64(0xFFFFFFFF))
+    return n
+
+
 @njit(nogil=True)
 def _search_one(
     offsets,
@@ -169,6 +278,8 @@ def _search_one(
     acc,
     seen,
     touched,
+    cand_s,
+    cand_d,
     hs,
     hd,
     out_s,
@@ -196,7 +307,7 @@ def _search_one(
         e = offsets[t + 1]
         if dense:
             for p in range(b, e):
-                d = np.int64(doc_ids[p])
+                d = doc_ids[p]  # unsigned: no negative-index wraparound code in the loop
                 x = qw * np.float32(weights[p])
                 acc[d] += x
                 n_nonpos += np.int64(x <= zero)
@@ -204,7 +315,7 @@ def _search_one(
             for p in range(b, e):
                 # branch-free: always write, advance on a first touch (acc still 0); a doc
                 # whose sum returned to 0 may be listed twice, the selection below skips it
-                d = np.int64(doc_ids[p])
+                d = doc_ids[p]
                 x = qw * np.float32(weights[p])
                 a = acc[d]
                 touched[n_touched] = d
@@ -215,7 +326,39 @@ def _search_one(
     size = 0
     thr_s = zero  # the heap's worst entry, valid once size == k
     thr_d = np.int64(0)
-    if dense:
+    if cand_s.shape[0] > 0:
+        # large k: gather all candidates, partition around the k-th score, sort k
+        m = 0
+        if dense:
+            for d in range(n_docs):
+                v = acc[d]
+                if v != zero:
+                    acc[d] = zero
+                    cand_s[m] = v * scale
+                    cand_d[m] = d
+                    m += 1
+        else:
+            for i in range(n_touched):
+                d = np.int64(touched[i])
+                v = acc[d]
+                if v != zero:
+                    acc[d] = zero
+                    cand_s[m] = v * scale
+                    cand_d[m] = d
+                    m += 1
+        size = _select_top(cand_s, cand_d, m, k, out_s, out_d)
+        if not (n_nonpos > 0 and (size < k or out_s[size - 1] <= zero)):
+            return
+        # zero-sum matches may still enter: continue through the heap
+        n_sel = size
+        size = 0
+        for i in range(n_sel):
+            size = _heap_offer(hs, hd, size, k, out_s[i], out_d[i])
+        size = _offer_zero_scores(
+            offsets, doc_ids, weights, scale, q_indices, q_data, q0, q1, k, acc, seen,
+            hs, hd, size,
+        )  # fmt: skip
+    elif dense:
         # blocks of 64 docs; once the heap is full, a block with no score > the worst entry
         # is skipped (a tie cannot enter either: the scan is in ascending doc order)
         for b0 in range(0, n_docs, 64):
@@ -250,7 +393,7 @@ def _search_one(
                 size = _heap_offer(hs, hd, size, k, s, d)
                 thr_s = hs[0]
                 thr_d = hd[0]
-    if n_nonpos > 0 and (size < k or hs[0] <= zero):
+    if cand_s.shape[0] == 0 and n_nonpos > 0 and (size < k or hs[0] <= zero):
         size = _offer_zero_scores(
             offsets,
             doc_ids,
@@ -290,6 +433,8 @@ def search_batch(
     acc,
     seen,
     touched,
+    cand_s,
+    cand_d,
     heap_s,
     heap_d,
     out_s,
@@ -316,6 +461,8 @@ def search_batch(
                 acc[w],
                 seen[w],
                 touched[w],
+                cand_s[w],
+                cand_d[w],
                 heap_s[w],
                 heap_d[w],
                 out_s[qi],

@@ -31,6 +31,8 @@ FORMAT = 1
 _QUANT_DTYPES = {None: np.float32, "uint8": np.uint8, "uint16": np.uint16}
 _ARRAYS = ("offsets", "doc_ids", "weights")
 _BUILD_BLOCK = 1 << 20  # rows per build step (progress granularity)
+#: k from which top-k selection partitions all candidates instead of feeding a heap
+PARTITION_K = 256
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -326,6 +328,9 @@ class NumbaIndex:
                 acc, seen, touched = acc[:n_workers], seen[:n_workers], touched[:n_workers]
                 heap_s = np.empty((n_workers, k), dtype=np.float32)
                 heap_d = np.empty((n_workers, k), dtype=np.int64)
+                n_cand = self.n_docs if k >= PARTITION_K else 0
+                cand_s = np.empty((n_workers, n_cand), dtype=np.float32)
+                cand_d = np.empty((n_workers, n_cand), dtype=np.int64)
                 offsets, doc_ids, weights = self._kernel_arrays
                 kernels.search_batch(
                     offsets,
@@ -339,6 +344,8 @@ class NumbaIndex:
                     acc,
                     seen,
                     touched,
+                    cand_s,
+                    cand_d,
                     heap_s,
                     heap_d,
                     out_s,

@@ -42,7 +42,7 @@ def _figure(lb: Leaderboard, xkey: str, xlabel: str, title: str, pareto: bool) -
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(5.4, 3.9), dpi=DPI)
+    fig = Figure(figsize=(5.2, 3.9), dpi=DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     pts = _points(lb, xkey)
@@ -64,16 +64,34 @@ def _figure(lb: Leaderboard, xkey: str, xlabel: str, title: str, pareto: bool) -
             ax.step([xs[i] for i in fx], [ys[i] for i in fx], where="post", color="#d62728",
                     alpha=0.6, zorder=2, label="Pareto front")  # fmt: skip
             ax.legend(loc="lower right", fontsize=8)
-        for name, x, y in pts:
-            ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
         if max(xs) / min(xs) > 20:
             ax.set_xscale("log")
         ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         ax.margins(x=0.25, y=0.15)
+        _labels(fig, ax, pts)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     return buf.getvalue()
+
+
+def _labels(fig, ax, pts: list[tuple[str, float, float]]) -> None:
+    """Label each point, moving a label down a line while it would overlap one placed before."""
+    fig.canvas.draw()  # fixes the limits, so data -> pixel transforms are final
+    placed: list[tuple[float, float, float]] = []  # (x0, x1, y) of labels, in pixels
+    line = 10.0
+    for name, x, y in sorted(pts, key=lambda p: -p[2]):
+        px, py = ax.transData.transform((x, y))
+        width = 5.5 * len(name)
+        dy = 4.0
+        while any(
+            abs((py + dy) - ly) < line and px + 5 < x1 and px + 5 + width > x0
+            for x0, x1, ly in placed
+        ):
+            dy -= line
+        placed.append((px + 5, px + 5 + width, py + dy))
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, dy * 72 / fig.dpi),
+                    fontsize=8)  # fmt: skip
 
 
 def latency_figure(lb: Leaderboard) -> bytes:

@@ -1,0 +1,591 @@
+"""``irbench bench index``: query processing of irbench's indexes against PISA, Seismic, BMP.
+
+Inputs are sparse vectors: a dataset + encoder from the config (doc vectors from the encoded
+cache, encoded now if missing; query vectors encoded now) or precomputed vector files
+(``--vectors a.npz --vectors b.npz``: several files are concatenated into one corpus, doc and
+query ids prefixed with each file's corpus name). See :func:`save_vectors` for the file
+format and ``irbench bench vectors`` to write one from the cache.
+
+Every engine in :mod:`irbench.bench.peers` is built once per build setting (timed, wall
+clock) and searched at each search setting, each ``k`` and each thread count:
+
+* **QPS** -- all queries in one ``batch`` call (the engine's batch path; per-query loops for
+  engines without one), median of >= ``min_repeats`` repeats and >= ``min_seconds``;
+* **latency** (mean / p50 / p99, 1 thread only) -- one ``one`` call per query, a separate
+  loop; it includes each engine's per-call Python overhead;
+* all engines are built first; then, per ``k`` and thread count, every (engine, setting) row
+  is timed **interleaved** (:func:`irbench.bench.timing.repeat_interleaved`: one call each per
+  round, the order flipped every round), so that load on a shared machine hits all rows alike
+  and the ratios stay meaningful;
+* **recall@k** -- mean over queries of ``|top-k ∩ exact top-k| / |exact top-k|``, the exact
+  top-k from irbench's exact index (equal to brute force, ties by doc row);
+* **nDCG@10** -- when qrels exist, from the engine's own first 10 hits.
+
+Outputs in ``out_dir``: ``bench.json`` (a list of row objects: engine, setting, corpus, k,
+threads, build_s, size_mb, mean_ms, p50_ms, p99_ms, qps, recall, ndcg@10), ``bench.md``
+(machine, command, table, notes) and ``recall_latency.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from irbench.bench import timing
+from irbench.bench.peers import ENGINES, Engine, quiet_native_output, timed_build
+from irbench.errors import ConfigError, DataError
+
+COLUMNS = [
+    "engine", "setting", "corpus", "k", "threads", "build_s", "size_mb",
+    "mean_ms", "p50_ms", "p99_ms", "qps", "recall", "ndcg@10",
+]  # fmt: skip
+VECTORS_FORMAT = 1
+
+
+# ------------------------------------------------------------------------------- vectors
+
+
+@dataclass
+class VectorSet:
+    """Doc and query vectors over one term space, with ids and (optional) qrels."""
+
+    name: str
+    docs: sp.csr_matrix
+    queries: sp.csr_matrix
+    docnos: list[str]
+    qids: list[str]
+    qrels: list[tuple[str, str, int]] = field(default_factory=list)
+
+    def __post_init__(self):
+        if self.docs.shape[0] != len(self.docnos):
+            raise DataError(
+                f"{self.name}: {self.docs.shape[0]} doc vectors, {len(self.docnos)} ids"
+            )
+        if self.queries.shape[0] != len(self.qids):
+            raise DataError(
+                f"{self.name}: {self.queries.shape[0]} query vectors, {len(self.qids)} ids"
+            )
+
+    def describe(self) -> str:
+        d, q = self.docs, self.queries
+        return (
+            f"{self.name}: {d.shape[0]:,} docs, {d.nnz:,} postings "
+            f"(avg doc nnz {d.nnz / max(d.shape[0], 1):.1f}), {q.shape[0]:,} queries "
+            f"(avg nnz {q.nnz / max(q.shape[0], 1):.1f}), {d.shape[1]:,} terms"
+        )
+
+
+def _canonical(m: Any, n_cols: int | None = None) -> sp.csr_matrix:
+    m = sp.csr_matrix(m, dtype=np.float32)
+    if n_cols is not None and m.shape[1] != n_cols:
+        m = sp.csr_matrix((m.data, m.indices, m.indptr), shape=(m.shape[0], n_cols))
+    m.sum_duplicates()
+    m.eliminate_zeros()
+    return m
+
+
+def save_vectors(path: str | Path, vs: VectorSet) -> Path:
+    """Write ``vs`` as one uncompressed ``.npz``: CSR parts ``doc_*`` / ``q_*`` (indptr,
+    indices, data, shape), ``docnos``, ``qids``, ``qrel_qid``/``qrel_docno``/``qrel_rel``,
+    ``name`` and ``format``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    d, q = _canonical(vs.docs), _canonical(vs.queries)
+    qr = vs.qrels
+    arrays = {
+        "format": np.array(VECTORS_FORMAT),
+        "name": np.array(vs.name),
+        "doc_indptr": d.indptr.astype(np.int64),
+        "doc_indices": d.indices.astype(np.int32),
+        "doc_data": d.data.astype(np.float32),
+        "doc_shape": np.array(d.shape, dtype=np.int64),
+        "q_indptr": q.indptr.astype(np.int64),
+        "q_indices": q.indices.astype(np.int32),
+        "q_data": q.data.astype(np.float32),
+        "q_shape": np.array(q.shape, dtype=np.int64),
+        "docnos": np.array(vs.docnos, dtype=str),
+        "qids": np.array(vs.qids, dtype=str),
+        "qrel_qid": np.array([r[0] for r in qr], dtype=str),
+        "qrel_docno": np.array([r[1] for r in qr], dtype=str),
+        "qrel_rel": np.array([int(r[2]) for r in qr], dtype=np.int64),
+    }
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    tmp.replace(path)
+    return path
+
+
+def load_vectors(path: str | Path) -> VectorSet:
+    """Read a file written by :func:`save_vectors`."""
+    path = Path(path)
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a vectors file ({e})") from None
+    with z:
+        try:
+            if int(z["format"]) != VECTORS_FORMAT:
+                raise DataError(f"{path}: vectors format {int(z['format'])} unsupported")
+
+            def csr(prefix: str) -> sp.csr_matrix:
+                shape = tuple(int(x) for x in z[f"{prefix}_shape"])
+                return sp.csr_matrix(
+                    (z[f"{prefix}_data"], z[f"{prefix}_indices"], z[f"{prefix}_indptr"]),
+                    shape=shape,
+                )
+
+            qrels = list(
+                zip(
+                    z["qrel_qid"].tolist(),
+                    z["qrel_docno"].tolist(),
+                    z["qrel_rel"].tolist(),
+                    strict=True,
+                )
+            )
+            return VectorSet(
+                str(z["name"]),
+                csr("doc"),
+                csr("q"),
+                z["docnos"].tolist(),
+                z["qids"].tolist(),
+                qrels,
+            )
+        except KeyError as e:
+            raise DataError(f"{path}: missing array {e}; not a vectors file") from None
+
+
+def concat(sets: Sequence[VectorSet]) -> VectorSet:
+    """One corpus from several (same term space): rows stacked, ids prefixed ``name/``."""
+    if len(sets) == 1:
+        return sets[0]
+    width = max(max(s.docs.shape[1], s.queries.shape[1]) for s in sets)
+    names = [s.name for s in sets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--vectors: corpus names repeat ({names}); give distinct files")
+    docs = sp.vstack([_canonical(s.docs, width) for s in sets], format="csr")
+    queries = sp.vstack([_canonical(s.queries, width) for s in sets], format="csr")
+    return VectorSet(
+        "+".join(names),
+        docs,
+        queries,
+        [f"{s.name}/{d}" for s in sets for d in s.docnos],
+        [f"{s.name}/{q}" for s in sets for q in s.qids],
+        [(f"{s.name}/{q}", f"{s.name}/{d}", r) for s in sets for q, d, r in s.qrels],
+    )
+
+
+def vectors_from_cache(cfg: Any, echo: Callable[[str], None] = print) -> VectorSet:
+    """Doc vectors of ``cfg.dataset`` under ``cfg.encoder`` (the encoded cache, filled now
+    if missing) and the split's queries encoded now, with the split's qrels."""
+    from irbench.pipeline import _encode_corpus, load_dataset, make_encoder
+
+    dataset = load_dataset(cfg)
+    encoder = make_encoder(cfg)
+    if getattr(encoder, "kind", "sparse") != "sparse":
+        raise ConfigError(f"encoder={cfg.encoder.name} is dense; bench index needs sparse vectors")
+    echo(f"{dataset.name}: doc vectors (encoded cache under {cfg.cache_dir}) ...")
+    docs, docnos, _ = _encode_corpus(cfg, dataset, encoder, dataset.fingerprint())
+    queries = list(dataset.queries_iter())
+    if not queries:
+        raise ConfigError(f"dataset '{dataset.name}' has no queries in this split")
+    echo(f"{dataset.name}: encoding {len(queries)} queries ...")
+    qvecs = encoder.encode_queries(queries)
+    width = max(docs.shape[1], qvecs.shape[1])
+    qrels = [(r.query_id, r.doc_id, int(r.relevance)) for r in dataset.qrels_iter()]
+    return VectorSet(
+        str(dataset.name),
+        _canonical(docs, width),
+        _canonical(qvecs, width),
+        list(docnos),
+        [q.query_id for q in queries],
+        qrels,
+    )
+
+
+# ------------------------------------------------------------------------------- engines
+
+
+APPROX_SEARCH = [
+    {"query_cut": 5, "heap_factor": 0.9},
+    {"query_cut": 8, "heap_factor": 0.9},
+    {"query_cut": 10, "heap_factor": 0.9},
+    {"query_cut": 10, "heap_factor": 0.8},
+]
+
+
+def default_engines(n_docs: int) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+    """``(engine key, build params, search settings)`` run by default.
+
+    The two Seismic-class indexes are built alike (``n_postings`` = irbench's default for the
+    collection size, and 60% of it) and searched on the same ``query_cut`` / ``heap_factor``
+    grid, so that their recall/QPS points can be compared one to one.
+    """
+    from irbench.index.approx import default_n_postings
+
+    full = default_n_postings(n_docs)
+    small = max(32, int(round(0.6 * full)))
+    return [
+        ("numba", {}, [{}]),
+        ("numba_approx", {"n_postings": small}, APPROX_SEARCH),
+        ("numba_approx", {"n_postings": full}, APPROX_SEARCH),
+        ("taat", {}, [{}]),
+        ("scipy", {}, [{}]),
+        (
+            "pisa",
+            {},
+            [{"query_algorithm": a} for a in ("maxscore", "block_max_maxscore", "block_max_wand")],
+        ),
+        ("seismic", {"n_postings": small}, APPROX_SEARCH),
+        ("seismic", {"n_postings": full}, APPROX_SEARCH),
+        ("bmp", {"bsize": 32}, [{"alpha": 1.0}, {"alpha": 0.8}]),
+    ]
+
+
+def _resolve_auto(key: str, build: dict[str, Any], n_docs: int) -> dict[str, Any]:
+    """Seismic's n_postings default follows irbench's (its own 3,500 is for 8.8M docs)."""
+    if key == "seismic" and build.get("n_postings") is None:
+        from irbench.index.approx import default_n_postings
+
+        build = {**build, "n_postings": default_n_postings(n_docs)}
+    return build
+
+
+# ------------------------------------------------------------------------------- measure
+
+
+def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
+    """Mean over queries of |found ∩ exact| / |exact| (rows -1 padded; empty rows skipped)."""
+    vals = []
+    for f, e in zip(found, exact, strict=True):
+        e = e[e >= 0]
+        if len(e) == 0:
+            continue
+        vals.append(len(np.intersect1d(f[f >= 0], e, assume_unique=False)) / len(e))
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def ndcg10(found: np.ndarray, vs: VectorSet) -> float | None:
+    """nDCG@10 of each query's first 10 hits (rank order) against the qrels."""
+    if not vs.qrels:
+        return None
+    from irbench.eval import evaluate
+    from irbench.types import Qrel, ScoredDoc
+
+    run = []
+    for qi, row in enumerate(found):
+        hits = [int(d) for d in row[:10] if d >= 0]
+        run.extend(ScoredDoc(vs.qids[qi], vs.docnos[d], float(10 - r)) for r, d in enumerate(hits))
+    qrels = [Qrel(q, d, int(r)) for q, d, r in vs.qrels]
+    return float(evaluate(run, qrels, ["nDCG@10"]).aggregate["nDCG@10"])
+
+
+def _batch_call(eng: Engine, prep: Any, k: int, threads: int, setting: dict) -> Callable[[], Any]:
+    return lambda: eng.batch(prep, k, threads, **setting)
+
+
+def _one_call(eng: Engine, prep: Any, k: int, setting: dict) -> Callable[[int], Any]:
+    return lambda i: eng.one(prep, i, k, **setting)
+
+
+def thread_settings(threads: Sequence[int] | None = None) -> list[int]:
+    import numba
+
+    if threads:
+        return sorted({max(1, int(t)) for t in threads})
+    n = min(timing.cores(), int(numba.config.NUMBA_NUM_THREADS))
+    return sorted({1, max(1, n)})
+
+
+def bench_index(
+    vs: VectorSet,
+    ks: Sequence[int] = (10, 1000),
+    engines: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]] | None = None,
+    *,
+    only: Sequence[str] | None = None,
+    threads: Sequence[int] | None = None,
+    min_seconds: float = 1.0,
+    min_repeats: int = 3,
+    latency: bool = True,
+    out_dir: str | Path | None = None,
+    command: str | None = None,
+    echo: Callable[[str], None] = print,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Build and time every engine on ``vs``; returns ``(rows, meta)`` and writes outputs.
+
+    ``only`` restricts to engine keys of :data:`irbench.bench.peers.ENGINES`. Engines whose
+    package is missing are skipped with a note in ``meta["notes"]``.
+    """
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ConfigError(f"--k {ks}: give k values >= 1")
+    engines = list(engines if engines is not None else default_engines(vs.docs.shape[0]))
+    if only:
+        unknown = sorted(set(only) - set(ENGINES))
+        if unknown:
+            raise ConfigError(f"--engine {unknown}: unknown (known: {', '.join(ENGINES)})")
+        engines = [e for e in engines if e[0] in set(only)]
+    threads_list = thread_settings(threads)
+    notes: list[str] = []
+    n_docs, nq = vs.docs.shape[0], vs.queries.shape[0]
+    if nq == 0 or n_docs == 0:
+        raise ConfigError(f"{vs.name}: no docs or no queries to time")
+    big = [k for k in ks if k > n_docs]
+    if big:
+        notes.append(f"k={big} exceeds the {n_docs} docs")
+    echo(vs.describe())
+    rows: list[dict[str, Any]] = []
+    work = Path(tempfile.mkdtemp(prefix="irbench-bench-index-"))
+    built: list[tuple[str, Engine, float, Any]] = []
+    try:
+        from irbench.index.numba import NumbaIndex
+
+        ref = NumbaIndex.build(vs.docs)
+        exact = {k: ref.search(vs.queries, min(k, n_docs), threads=0)[1] for k in ks}
+        del ref
+        # 1. build everything (each build timed alone)
+        for key, build, settings in engines:
+            cls = ENGINES[key]
+            why = cls.missing()
+            if why:
+                if f"skipped {why}" not in notes:
+                    notes.append(f"skipped {why}")
+                    echo(f"note: skipped {why}")
+                continue
+            build = _resolve_auto(key, dict(build), n_docs)
+            eng: Engine = cls(settings=settings, **build)
+            what = ", ".join(f"{a}={b}" for a, b in build.items()) or "defaults"
+            echo(f"{cls.engine}: building ({what}) ...")
+            try:
+                with quiet_native_output():
+                    build_s = timed_build(eng, vs.docs, work / f"{key}-{len(built)}")
+                prep = eng.prepare(vs.queries)
+            except Exception as e:  # a peer that fails must not sink the whole run
+                notes.append(f"{cls.engine}: build failed ({type(e).__name__}: {e}); skipped")
+                echo(f"note: {cls.engine} build failed: {e}")
+                continue
+            echo(f"  built in {build_s:.1f} s, {eng.size_bytes / 2**20:.1f} MB")
+            built.append((key, eng, build_s, prep))
+        # 2. per k: recall and nDCG once, then all rows timed interleaved (call by call, the
+        #    order flipped every round) so that a slow spell of the machine hits all alike
+        specs = [
+            (key, eng, b, prep, st) for key, eng, b, prep in built for st in eng.search_settings
+        ]
+        for k in ks:
+            kk = min(k, n_docs)
+            quality = []
+            for _key, eng, _b, prep, st in specs:
+                with quiet_native_output():
+                    found = eng.batch(prep, kk, 1, **st)
+                quality.append(
+                    (recall_at_k(found, exact[k]), ndcg10(found, vs) if k >= 10 else None)
+                )
+            for t in threads_list:
+                idx = [i for i, sp_ in enumerate(specs) if t == 1 or type(sp_[1]).multithreaded]
+                echo(f"timing k={k} threads={t}: {len(idx)} engine settings, interleaved ...")
+                fns = [_batch_call(specs[i][1], specs[i][3], kk, t, specs[i][4]) for i in idx]
+                with quiet_native_output():
+                    secs = timing.repeat_interleaved(
+                        fns, min_repeats=min_repeats, min_seconds=min_seconds
+                    )
+                    lats = None
+                    if latency and t == 1:
+                        one = [_one_call(specs[j][1], specs[j][3], kk, specs[j][4]) for j in idx]
+                        lats = timing.latencies_interleaved(
+                            one, [range(nq)] * len(idx), min_seconds=min_seconds
+                        )
+                for n, i in enumerate(idx):
+                    key, eng, build_s, _prep, st = specs[i]
+                    lat = (
+                        timing.latency_stats(lats[n])
+                        if lats is not None
+                        else {"mean_ms": None, "p50_ms": None, "p99_ms": None}
+                    )
+                    rows.append(
+                        {
+                            "engine": eng.engine,
+                            "setting": eng.describe(st),
+                            "corpus": vs.name,
+                            "k": int(k),
+                            "threads": int(t),
+                            "build_s": float(build_s),
+                            "size_mb": float(eng.size_bytes / 2**20),
+                            **lat,
+                            "qps": timing.qps(nq, secs[n]),
+                            "recall": quality[i][0],
+                            "ndcg@10": quality[i][1],
+                            "exact": bool(eng.exact),
+                            "key": key,
+                            "_order": i,
+                        }
+                    )
+        for _key, eng, _b, _p in built:
+            eng.close()
+    finally:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    rows.sort(key=lambda r: (r["_order"], r["k"], r["threads"]))
+    for r in rows:
+        del r["_order"]
+    meta = {
+        "corpus": vs.describe(),
+        "docs": n_docs,
+        "queries": nq,
+        "machine": timing.machine(),
+        "notes": notes,
+        "ratios": ratios(rows),
+        "command": command,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
+    if out_dir is not None:
+        write_outputs(Path(out_dir), rows, meta)
+        meta["out_dir"] = str(out_dir)
+    return rows, meta
+
+
+# -------------------------------------------------------------------------------- report
+
+
+def _best(rows, k, pred) -> dict[str, Any] | None:
+    cands = [r for r in rows if r["k"] == k and r["threads"] == 1 and pred(r)]
+    return max(cands, key=lambda r: r["qps"]) if cands else None
+
+
+def ratios(rows: list[dict[str, Any]], target_recall: float = 0.95) -> list[dict[str, Any]]:
+    """Single-thread comparisons per k: exact numba vs PISA's best safe algorithm and the
+    per-query TAAT scorer; numba_approx vs Seismic, each at its fastest setting with
+    recall@k >= ``target_recall``."""
+    out = []
+    for k in sorted({r["k"] for r in rows}):
+        ours = _best(rows, k, lambda r: r["key"] == "numba")
+        for key, what in (
+            ("pisa", "PISA best safe"),
+            ("taat", "TAAT per query"),
+            ("scipy", "scipy"),
+        ):
+            other = _best(rows, k, lambda r, key=key: r["key"] == key)
+            if ours and other:
+                out.append(
+                    {"k": k, "ours": f"{ours['engine']} [{ours['setting']}]", "vs": what,
+                     "vs_setting": other["setting"], "ours_qps": ours["qps"],
+                     "vs_qps": other["qps"], "ratio": ours["qps"] / other["qps"]}
+                )  # fmt: skip
+        ours = _best(rows, k, lambda r: r["key"] == "numba_approx" and r["recall"] >= target_recall)
+        for key, what in (("seismic", "Seismic"), ("bmp", "BMP")):
+            other = _best(
+                rows, k, lambda r, key=key: r["key"] == key and r["recall"] >= target_recall
+            )
+            if ours and other:
+                out.append(
+                    {"k": k, "ours": f"{ours['engine']} [{ours['setting']}]",
+                     "vs": f"{what} @ recall >= {target_recall}", "vs_setting": other["setting"],
+                     "ours_qps": ours["qps"], "vs_qps": other["qps"],
+                     "ratio": ours["qps"] / other["qps"]}
+                )  # fmt: skip
+    return out
+
+
+def _f(v: Any, nd: int = 2) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return str(v)
+
+
+def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
+    lines = [f"# Sparse query processing: {meta['corpus']}", ""]
+    lines += [f"Machine: {timing.describe_machine(meta['machine'])}; {meta['date']}", ""]
+    if meta.get("command"):
+        lines += ["```", meta["command"], "```", ""]
+    lines += [
+        "QPS: all queries in one call per engine (median of repeats); latency: one query per "
+        "call (1 thread, incl. per-call Python overhead); recall@k against the exact top-k.",
+        "",
+        "| engine | setting | k | threads | build_s | size_mb | QPS | mean_ms | p50_ms | p99_ms | recall | nDCG@10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['engine']} | {r['setting']} | {r['k']} | {r['threads']} | {_f(r['build_s'])} | "
+            f"{_f(r['size_mb'], 1)} | {_f(r['qps'], 0)} | {_f(r['mean_ms'], 3)} | "
+            f"{_f(r['p50_ms'], 3)} | {_f(r['p99_ms'], 3)} | {_f(r['recall'], 3)} | "
+            f"{_f(r['ndcg@10'], 4)} |"
+        )
+    if meta.get("ratios"):
+        lines += [
+            "",
+            "Single-thread QPS ratios (each side at its fastest qualifying setting):",
+            "",
+            "| k | irbench | vs | their setting | irbench QPS | their QPS | ratio |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for r in meta["ratios"]:
+            lines.append(
+                f"| {r['k']} | {r['ours']} | {r['vs']} | {r['vs_setting']} | "
+                f"{_f(r['ours_qps'], 0)} | {_f(r['vs_qps'], 0)} | {r['ratio']:.2f}x |"
+            )
+    for note in meta.get("notes", []):
+        lines += ["", f"Note: {note}"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> bool:
+    """Recall@k vs mean ms per query (1 thread, from QPS), one panel per k."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    ks = sorted({r["k"] for r in rows})
+    if not ks:
+        return False
+    fig, axes = plt.subplots(1, len(ks), figsize=(6 * len(ks), 4.5), squeeze=False)
+    for ax, k in zip(axes[0], ks, strict=True):
+        by_engine: dict[str, list] = {}
+        for r in rows:
+            if r["k"] == k and r["threads"] == 1 and r["qps"] and r["recall"] == r["recall"]:
+                by_engine.setdefault(r["engine"], []).append((1000.0 / r["qps"], r["recall"]))
+        for name, pts in sorted(by_engine.items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("ms per query (1 thread, batch)")
+        ax.set_ylabel(f"recall@{k} vs exact")
+        ax.set_title(f"k = {k}")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def _json_row(r: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key in COLUMNS:
+        v = r.get(key)
+        if isinstance(v, float):
+            v = None if v != v else round(v, 6 if key in ("recall", "ndcg@10") else 4)
+        out[key] = v
+    return out
+
+
+def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    from irbench.runs.atomic import write_json, write_text
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "bench.json", [_json_row(r) for r in rows])
+    write_text(out / "bench.md", to_markdown(rows, meta))
+    write_text(out / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
+    plot(rows, out / "recall_latency.png")

@@ -1,0 +1,165 @@
+"""Synthetic sparse corpora that follow a real encoded corpus, at any size (``irbench synth``).
+
+What is kept from the real corpus:
+
+* **per-doc nnz** -- each synthetic doc draws a target length ``n_d`` from the real docs'
+  nnz (with replacement);
+* **term document frequencies** -- term ``t`` enters doc ``d`` independently with probability
+  ``min(1, f_t * n_d / mean_nnz)``, ``f_t`` the real fraction of docs holding ``t``: the
+  expected df of every term and the expected nnz of every doc match the real ones (up to the
+  clipping at 1 for the most frequent terms in long docs);
+* **weight distribution** -- each posting's weight is a weight of the same term drawn from the
+  real corpus (so frequent terms keep their typically lower weights).
+
+Terms are drawn independently of each other, so term co-occurrence (topics) is *not* kept:
+a synthetic corpus is harder for dynamic pruning and clustering than real text. The real
+queries are kept as they are (no qrels: the synthetic docs have no relevance).
+
+Generation is exact Bernoulli sampling made fast by thinning: terms are bucketed by
+``f_t`` in powers of two, geometric jumps with the bucket's largest probability propose
+terms, each accepted with ``p_t / p_max``. Docs are generated in chunks of 4,096, each seeded
+from ``(seed, chunk)``: the corpus depends on the seed only, not on the thread count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+from numba import njit, prange
+
+from irbench.bench.index import VectorSet
+
+CHUNK = 4096
+
+
+@njit(cache=True, nogil=True)
+def _gen_doc(
+    n_target, mean_nnz, b_start, b_pmax, terms, f, col_ptr, col_w, out_t, out_w, o
+):  # pragma: no cover
+    """Append one doc's (term, weight) entries at ``o``; returns the new end (or the count
+    when ``out_t`` is empty)."""
+    s = n_target / mean_nnz
+    count_only = out_t.shape[0] == 0
+    for b in range(b_start.shape[0] - 1):
+        lo = b_start[b]
+        hi = b_start[b + 1]
+        if hi == lo:
+            continue
+        pmax = min(1.0, b_pmax[b] * s)
+        if pmax <= 0.0:
+            continue
+        i = lo - 1
+        log1m = np.log1p(-pmax) if pmax < 1.0 else 0.0
+        while True:
+            if pmax >= 1.0:
+                i += 1
+            else:
+                u = np.random.random()
+                i += 1 + int(np.log(1.0 - u) / log1m)
+            if i >= hi:
+                break
+            p = min(1.0, f[i] * s)
+            if p < pmax and np.random.random() * pmax >= p:
+                continue
+            t = terms[i]
+            a = col_ptr[t]
+            j = a + np.random.randint(0, col_ptr[t + 1] - a)  # drawn in both passes alike
+            if not count_only:
+                out_t[o] = t
+                out_w[o] = col_w[j]
+            o += 1
+    return o
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def _generate(
+    n_docs,
+    seed,
+    lengths,
+    mean_nnz,
+    b_start,
+    b_pmax,
+    terms,
+    f,
+    col_ptr,
+    col_w,
+    doc_ptr,
+    out_t,
+    out_w,
+):  # pragma: no cover
+    """Count (``out_t`` empty: writes each doc's nnz to ``doc_ptr[d + 1]``) or fill."""
+    n_chunks = (n_docs + CHUNK - 1) // CHUNK
+    count_only = out_t.shape[0] == 0
+    for c in prange(n_chunks):
+        np.random.seed(seed * 1_000_003 + c)
+        for d in range(c * CHUNK, min(n_docs, (c + 1) * CHUNK)):
+            n_target = lengths[np.random.randint(0, lengths.shape[0])]
+            if count_only:
+                doc_ptr[d + 1] = _gen_doc(
+                    n_target, mean_nnz, b_start, b_pmax, terms, f, col_ptr, col_w, out_t, out_w, 0
+                )
+            else:
+                o0 = doc_ptr[d]
+                o1 = _gen_doc(
+                    n_target, mean_nnz, b_start, b_pmax, terms, f, col_ptr, col_w, out_t, out_w,
+                    o0,
+                )  # fmt: skip
+                order = np.argsort(out_t[o0:o1])  # ascending term ids (canonical CSR)
+                out_t[o0:o1] = out_t[o0:o1][order]
+                out_w[o0:o1] = out_w[o0:o1][order]
+
+
+def synthesize(
+    real: VectorSet,
+    n_docs: int,
+    seed: int = 0,
+    echo: Callable[[str], None] = print,
+) -> VectorSet:
+    """``n_docs`` synthetic doc vectors following ``real`` (see the module docstring)."""
+    docs = sp.csr_matrix(real.docs, dtype=np.float32)
+    docs.eliminate_zeros()
+    n_real, n_terms = docs.shape
+    if n_real == 0 or docs.nnz == 0:
+        raise ValueError(f"{real.name}: no doc vectors to follow")
+    lengths = np.diff(docs.indptr).astype(np.int64)
+    mean_nnz = float(lengths.mean())
+    csc = docs.tocsc()
+    csc.sort_indices()
+    col_ptr = csc.indptr.astype(np.int64)
+    col_w = csc.data.astype(np.float32)
+    df = np.diff(col_ptr)
+    present = np.nonzero(df)[0]
+    f_all = df[present] / n_real
+    # buckets by f in powers of two (largest first); terms sorted by f inside a bucket
+    bucket = np.floor(-np.log2(f_all)).astype(np.int64)
+    order = np.lexsort((-f_all, bucket))
+    terms = present[order].astype(np.int64)
+    f = f_all[order].astype(np.float64)
+    bucket = bucket[order]
+    edges = np.r_[0, np.nonzero(np.diff(bucket))[0] + 1, len(bucket)].astype(np.int64)
+    b_pmax = np.array([f[edges[i]] for i in range(len(edges) - 1)], dtype=np.float64)
+
+    doc_ptr = np.zeros(n_docs + 1, dtype=np.int64)
+    empty_t = np.empty(0, dtype=np.int32)
+    empty_w = np.empty(0, dtype=np.float32)
+    echo(f"synth: counting {n_docs:,} docs ...")
+    args = (lengths, mean_nnz, edges, b_pmax, terms, f, col_ptr, col_w)
+    _generate(n_docs, seed, *args, doc_ptr, empty_t, empty_w)
+    np.cumsum(doc_ptr, out=doc_ptr)
+    nnz = int(doc_ptr[-1])
+    echo(f"synth: writing {nnz:,} postings ...")
+    out_t = np.empty(nnz, dtype=np.int32)
+    out_w = np.empty(nnz, dtype=np.float32)
+    _generate(n_docs, seed, *args, doc_ptr, out_t, out_w)
+    synth = sp.csr_matrix((out_w, out_t, doc_ptr), shape=(n_docs, n_terms))
+    synth.has_sorted_indices = True  # sorted per doc by _generate
+    return VectorSet(
+        f"synth{n_docs}-{real.name}",
+        synth,
+        real.queries,
+        [str(i) for i in range(n_docs)],
+        list(real.qids),
+        [],
+    )

@@ -1,0 +1,175 @@
+"""``irbench bench index`` / ``irbench bench vectors`` / ``irbench synth``: sparse query
+processing against PISA, Seismic and BMP, the vector files it reads, synthetic corpora."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from irbench.cli.common import Overrides, groups_help
+from irbench.cli.errors import handle_errors
+
+
+def _command_line(prefix: list[str]) -> str | None:
+    n = len(prefix)
+    if sys.argv[1 : 1 + n] == prefix:
+        return "irbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return None
+
+
+def _echo(msg: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(msg, markup=False, highlight=False)
+
+
+def bench_index_cmd(
+    overrides: Overrides = None,
+    vectors: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--vectors",
+            help="Precomputed vectors (.npz from `irbench bench vectors` or `irbench synth`); "
+            "repeat to concatenate corpora. Without it: dataset + encoder from the overrides",
+        ),
+    ] = None,
+    k: Annotated[
+        list[int] | None, typer.Option("--k", help="Hits per query; repeatable (default 10, 1000)")
+    ] = None,
+    engine: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--engine",
+            help="Only these engines; repeatable: numba, numba_approx, taat, scipy, pisa, "
+            "seismic, bmp (default: all available)",
+        ),
+    ] = None,
+    threads: Annotated[
+        list[int] | None,
+        typer.Option("--threads", help="Thread counts to time; repeatable (default 1 and all)"),
+    ] = None,
+    max_queries: Annotated[
+        int | None, typer.Option(help="Use only the first N queries (quick runs)")
+    ] = None,
+    min_seconds: Annotated[float, typer.Option(help="Least seconds timed per measurement")] = 1.0,
+    latency: Annotated[
+        bool, typer.Option("--latency/--no-latency", help="Time queries one at a time too")
+    ] = True,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for bench.json, bench.md, recall_latency.png "
+                     "(default runs/bench/<corpus>/index)"),
+    ] = None,
+) -> None:  # fmt: skip
+    """Build every index backend and peer on the same sparse vectors; time and compare them."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from irbench.bench.index import bench_index, concat, load_vectors, vectors_from_cache
+    from irbench.bench.timing import describe_machine
+
+    if vectors:
+        vs = concat([load_vectors(p) for p in vectors])
+    else:
+        from irbench.config import compose
+
+        vs = vectors_from_cache(compose(overrides or []), echo=_echo)
+    if max_queries is not None and max_queries < vs.queries.shape[0]:
+        from irbench.bench.index import VectorSet
+
+        keep = set(vs.qids[:max_queries])
+        vs = VectorSet(
+            vs.name, vs.docs, vs.queries[:max_queries], vs.docnos, vs.qids[:max_queries],
+            [r for r in vs.qrels if r[0] in keep],
+        )  # fmt: skip
+    out_dir = out or Path("runs") / "bench" / vs.name.replace("/", "_") / "index"
+    rows, meta = bench_index(
+        vs, ks=k or (10, 1000), only=engine, threads=threads, min_seconds=min_seconds,
+        latency=latency, out_dir=out_dir, command=_command_line(["bench", "index"]), echo=_echo,
+    )  # fmt: skip
+    con = Console()
+    if not con.is_terminal:
+        con = Console(width=160)
+    table = Table(
+        title=meta["corpus"],
+        title_justify="left",
+        caption=describe_machine(meta["machine"]),
+        caption_justify="left",
+    )
+    for name in ("engine", "setting", "k", "thr", "build_s", "MB", "QPS", "mean_ms", "p50_ms",
+                 "p99_ms", "recall", "nDCG@10"):  # fmt: skip
+        table.add_column(name, justify="left" if name in ("engine", "setting") else "right")
+
+    def f(v, nd=2):
+        return "—" if v is None or v != v else f"{v:,.{nd}f}"
+
+    for r in rows:
+        table.add_row(
+            r["engine"], r["setting"], str(r["k"]), str(r["threads"]), f(r["build_s"]),
+            f(r["size_mb"], 1), f(r["qps"], 0), f(r["mean_ms"], 3), f(r["p50_ms"], 3),
+            f(r["p99_ms"], 3), f(r["recall"], 3), f(r["ndcg@10"], 4),
+        )  # fmt: skip
+    con.print(table)
+    if meta["ratios"]:
+        rt = Table(title="single-thread QPS ratios", title_justify="left")
+        for name in ("k", "irbench", "vs", "their setting", "ratio"):
+            rt.add_column(name)
+        for r in meta["ratios"]:
+            rt.add_row(str(r["k"]), r["ours"], r["vs"], r["vs_setting"], f"{r['ratio']:.2f}x")
+        con.print(rt)
+    for note in meta["notes"]:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"wrote {out_dir / 'bench.json'}, bench.md and recall_latency.png")
+
+
+def bench_vectors_cmd(
+    overrides: Overrides = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .npz file to write")] = Path(
+        "vectors.npz"
+    ),
+) -> None:
+    """Write a dataset's doc and query vectors (and qrels) under an encoder to one .npz file."""
+    from irbench.bench.index import save_vectors, vectors_from_cache
+    from irbench.config import compose
+
+    vs = vectors_from_cache(compose(overrides or []), echo=_echo)
+    save_vectors(output, vs)
+    typer.echo(f"wrote {output}: {vs.describe()}")
+
+
+def synth_cmd(
+    source: Annotated[
+        list[Path],
+        typer.Option("--from", help="Real vectors (.npz) whose statistics to follow; repeatable"),
+    ],
+    n_docs: Annotated[int, typer.Option("--docs", help="Docs to generate")] = 1_000_000,
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .npz file to write")] = Path(
+        "synth.npz"
+    ),
+    seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+) -> None:
+    """Generate sparse doc vectors following a real encoded corpus (per-doc nnz, term document
+    frequencies, weight distribution); the real queries are kept."""
+    from irbench.bench.index import concat, load_vectors, save_vectors
+    from irbench.bench.synth import synthesize
+
+    real = concat([load_vectors(p) for p in source])
+    vs = synthesize(real, n_docs, seed=seed, echo=_echo)
+    save_vectors(output, vs)
+    typer.echo(f"wrote {output}: {vs.describe()}")
+
+
+def register(bench_app: typer.Typer) -> None:
+    """Add ``index`` and ``vectors`` to ``irbench bench``."""
+    epilog = groups_help()
+    bench_app.command("index", epilog=epilog)(handle_errors(bench_index_cmd))
+    bench_app.command("vectors", epilog=epilog)(handle_errors(bench_vectors_cmd))
+
+
+def register_synth(app: typer.Typer) -> None:
+    """Add ``irbench synth``."""
+    app.command("synth")(handle_errors(synth_cmd))

@@ -1,0 +1,565 @@
+"""``index=numba_approx``: a Seismic-class approximate index for learned sparse vectors.
+
+The design follows Seismic (Bruch, Nardini, Rulli, Venturini, SIGIR 2024):
+
+* **static pruning** -- each term keeps only its ``n_postings`` highest-weight postings;
+* **blocking** -- a term's kept postings are clustered by document similarity into
+  ``ceil(centroid_fraction * n)`` blocks (a one-pass "shallow k-means" on doc sketches, see
+  :mod:`irbench.index.approx_kernels`);
+* **summaries** -- each block carries the component-wise max of its docs' vectors, cut to
+  ``summary_energy`` of its L1 mass, quantised to uint8 (rounded up);
+* **query processing** -- only the ``query_cut`` highest-weight query terms are traversed, each
+  term's blocks best summary first; once the top-k heap is full, a block is skipped when its
+  ``<q, summary>`` is below ``heap_factor`` times the k-th score (``heap_factor`` < 1 skips
+  less, compensating for lossy summaries, as in Seismic); docs of the other blocks are scored
+  exactly from a **forward index** (the doc vectors as CSR, memory-mapped after
+  :meth:`ApproxIndex.load`).
+
+Every returned score is the doc's exact dot product with the query (float32, bit-identical
+to :class:`irbench.index.numba.NumbaIndex`); what is approximate is *which* docs are found.
+Query entries of weight <= 0 are ignored.
+
+**Exactness condition** (tested): with no static pruning (``n_postings`` >= the largest
+document frequency, or ``0``), ``query_cut`` >= the query's positive entries (or ``0``),
+``summary_energy = 1.0`` and ``heap_factor <= 1.0``, the summaries are upper bounds of every
+doc in their block (uint8 rounded up, plus a 1e-4 relative slack for float32 rounding) and a
+block is skipped only when its bound is below ``heap_factor`` times the k-th score, hence
+below the k-th score: no doc in it could enter the top k (a tie neither: its bound would
+not be below). Results then equal the exact top-k (score desc, doc asc) for non-negative
+query weights.
+
+Search-time knobs (``query_cut``, ``heap_factor``) are stored with the index as defaults and
+can be overridden per call: ``index.search(q, k, query_cut=5, heap_factor=0.8)``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from irbench.errors import CacheError, ConfigError
+from irbench.index import approx_kernels as ak
+from irbench.index import kernels
+from irbench.index.base import atomic_folder, read_header, write_header
+
+FORMAT = 1
+SLACK = 1.0 + 1e-4  # relative slack on summary bounds (float32 rounding)
+#: queries with fewer positive terms look weights up through a uint8 slot table (L1-sized);
+#: longer ones through a float32 array over the vocabulary (same products either way)
+SLOT_LIMIT = 256
+
+# name -> (dtype or None = term dtype, ndim)
+_ARRAYS = {
+    "fwd_indptr": (np.int64, 1),
+    "fwd_indices": (None, 1),
+    "fwd_data": (np.float32, 1),
+    "term_blocks": (np.int64, 1),
+    "blk_ptr": (np.int64, 1),
+    "blk_docs": (np.uint32, 1),
+    "sum_ptr": (np.int64, 1),
+    "sum_terms": (None, 1),
+    "sum_vals": (np.uint8, 1),
+    "sum_scale": (np.float32, 1),
+}
+DEFAULTS: dict[str, Any] = {
+    "n_postings": None,
+    "pruning": "global",
+    "max_fraction": 1.5,
+    "centroid_fraction": 0.1,
+    "summary_energy": 0.4,
+    "cluster_terms": 16,
+    "query_cut": 10,
+    "heap_factor": 0.9,
+}
+
+
+def default_n_postings(n_docs: int) -> int:
+    """Kept postings per term when ``n_postings`` is null: ``2.5 * sqrt(n_docs)``, >= 64.
+
+    Square-root growth keeps the index a shrinking fraction of the collection: 450 at 32k
+    docs (Seismic's recall-0.99 setting there), 2,500 at 1M, 7,400 at 8.8M (MS MARCO, where
+    Seismic's own default is 3,500).
+    """
+    return max(64, int(round(2.5 * math.sqrt(max(n_docs, 0)))))
+
+
+def global_threshold_counts(
+    offsets: np.ndarray, weights: np.ndarray, n_postings: int, max_fraction: float
+) -> np.ndarray:
+    """Postings kept per term by Seismic's global-threshold pruning.
+
+    The budget is ``n_postings`` per non-empty term, spent on the globally highest weights:
+    a term keeps its postings of weight >= ``tau``, at most ``max_fraction * n_postings``,
+    with ``tau`` the smallest weight whose kept total fits the budget (found by bisection on
+    float32 weights; postings tied at ``tau`` are kept or dropped together).
+    """
+    df = np.diff(offsets)
+    n_lists = int((df > 0).sum())
+    budget = n_postings * n_lists
+    cap = max(1, int(max_fraction * n_postings))
+    if int(np.minimum(df, cap).sum()) <= budget:
+        return np.minimum(df, cap)
+    neg_sorted = np.empty_like(weights)
+    ak.sort_negated(offsets, weights, neg_sorted)
+
+    def counts(tau: float) -> np.ndarray:
+        c = np.empty(len(df), dtype=np.int64)
+        ak.count_at_least(neg_sorted, offsets, np.float32(-tau), c)
+        return np.minimum(c, cap)
+
+    lo, hi = 0.0, float(weights.max())  # counts(hi) fits the budget, counts(lo) does not
+    for _ in range(50):
+        mid = np.float32((lo + hi) / 2)
+        if float(mid) <= lo or float(mid) >= hi:
+            break
+        if int(counts(float(mid)).sum()) <= budget:
+            hi = float(mid)
+        else:
+            lo = float(mid)
+    return counts(hi)
+
+
+def _term_dtype(n_terms: int) -> np.dtype:
+    return np.dtype(np.uint16) if n_terms <= 2**16 else np.dtype(np.int32)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    v = np.asarray(a).view()
+    v.flags.writeable = False
+    return v
+
+
+def _n_threads(threads: int) -> int:
+    max_threads = numba.config.NUMBA_NUM_THREADS
+    return min(int(threads), max_threads) if threads and threads > 0 else max_threads
+
+
+def _check_knobs(cfg: dict[str, Any]) -> None:
+    def bad(name: str, want: str) -> ConfigError:
+        return ConfigError(f"index.{name}={cfg[name]!r}: expected {want}")
+
+    if cfg["n_postings"] is not None and int(cfg["n_postings"]) < 0:
+        raise bad("n_postings", "null (auto), 0 (no pruning) or a positive count")
+    if cfg["pruning"] not in ("global", "fixed"):
+        raise bad("pruning", "'global' or 'fixed'")
+    if not float(cfg["max_fraction"]) >= 1:
+        raise bad("max_fraction", "a factor >= 1")
+    if not 0 < float(cfg["centroid_fraction"]) <= 1:
+        raise bad("centroid_fraction", "a fraction in (0, 1]")
+    if not 0 < float(cfg["summary_energy"]) <= 1:
+        raise bad("summary_energy", "a fraction in (0, 1]")
+    if int(cfg["cluster_terms"]) < 1:
+        raise bad("cluster_terms", "a positive count")
+    if int(cfg["query_cut"]) < 0:
+        raise bad("query_cut", "0 (all terms) or a positive count")
+    if not float(cfg["heap_factor"]) > 0:
+        raise bad("heap_factor", "a positive factor (<= 1.0 with exact summaries = safe)")
+
+
+class ApproxIndex:
+    """Blocked, summarised, statically pruned posting lists over a forward index."""
+
+    type_name = "numba_approx"
+
+    def __init__(self, arrays: dict[str, np.ndarray], *, n_docs: int, n_terms: int, cfg: dict):
+        self.arrays = arrays
+        self._n_docs = int(n_docs)
+        self._n_terms = int(n_terms)
+        self.cfg = {**DEFAULTS, **cfg}
+        self._kernel_arrays = tuple(_readonly(arrays[name]) for name in _ARRAYS)
+        self._scratch: tuple[np.ndarray, ...] | None = None
+        self._scratch_lock = threading.Lock()
+        tb = arrays["term_blocks"]
+        self.max_term_blocks = int(np.diff(tb).max()) if len(tb) > 1 else 0
+
+    # ------------------------------------------------------------------------- properties
+
+    @property
+    def n_docs(self) -> int:
+        return self._n_docs
+
+    @property
+    def n_terms(self) -> int:
+        return self._n_terms
+
+    @property
+    def nnz(self) -> int:
+        """Stored doc entries (the forward index)."""
+        return int(self.arrays["fwd_data"].shape[0])
+
+    @property
+    def n_blocks(self) -> int:
+        return int(self.arrays["blk_ptr"].shape[0]) - 1
+
+    @property
+    def n_kept_postings(self) -> int:
+        return int(self.arrays["blk_docs"].shape[0])
+
+    @property
+    def size_bytes(self) -> int:
+        return int(sum(a.nbytes for a in self.arrays.values()))
+
+    def __repr__(self) -> str:
+        c = self.cfg
+        return (
+            f"ApproxIndex(n_docs={self.n_docs}, n_terms={self.n_terms}, "
+            f"kept_postings={self.n_kept_postings}, blocks={self.n_blocks}, "
+            f"n_postings={c['n_postings']}, query_cut={c['query_cut']}, "
+            f"heap_factor={c['heap_factor']})"
+        )
+
+    # ------------------------------------------------------------------------------ build
+
+    @classmethod
+    def build(
+        cls,
+        docs: sp.csr_matrix,
+        *,
+        n_postings: int | None = None,
+        pruning: str = DEFAULTS["pruning"],
+        max_fraction: float = DEFAULTS["max_fraction"],
+        centroid_fraction: float = DEFAULTS["centroid_fraction"],
+        summary_energy: float = DEFAULTS["summary_energy"],
+        cluster_terms: int = DEFAULTS["cluster_terms"],
+        query_cut: int = DEFAULTS["query_cut"],
+        heap_factor: float = DEFAULTS["heap_factor"],
+        threads: int = 0,
+        **_: Any,
+    ) -> ApproxIndex:
+        """Build from a doc matrix (rows = docs, columns = term ids); drops weights <= 0.
+
+        ``n_postings``: null = :func:`default_n_postings`, 0 = keep every posting.
+        ``threads``: numba threads for the build (0 = all); the layout does not depend on it.
+        """
+        cfg = {
+            "n_postings": None if n_postings is None else int(n_postings),
+            "pruning": str(pruning),
+            "max_fraction": float(max_fraction),
+            "centroid_fraction": float(centroid_fraction),
+            "summary_energy": float(summary_energy),
+            "cluster_terms": int(cluster_terms),
+            "query_cut": int(query_cut),
+            "heap_factor": float(heap_factor),
+        }
+        _check_knobs(cfg)
+        docs = docs if sp.issparse(docs) and docs.format == "csr" else sp.csr_matrix(docs)
+        n_docs, n_terms = (int(x) for x in docs.shape)
+        if n_docs >= 2**31:
+            raise ConfigError(f"index=numba_approx: {n_docs} docs exceed the int32 doc limit")
+        # forward index: canonical float32 CSR of the positive weights
+        fwd = sp.csr_matrix(
+            (docs.data.astype(np.float32, copy=False), docs.indices, docs.indptr),
+            shape=docs.shape,
+        )
+        if not fwd.has_canonical_format:
+            fwd = fwd.copy()
+            fwd.sum_duplicates()
+        if fwd.nnz and fwd.data.min() <= 0:
+            fwd = fwd.copy()
+            fwd.data[fwd.data <= 0] = 0
+            fwd.eliminate_zeros()
+        tdt = _term_dtype(n_terms)
+        fwd_indptr = fwd.indptr.astype(np.int64)
+        fwd_indices = fwd.indices.astype(tdt)
+        fwd_data = np.ascontiguousarray(fwd.data, dtype=np.float32)
+
+        nt = _n_threads(threads)
+        old = numba.get_num_threads()
+        numba.set_num_threads(nt)
+        try:
+            # term-major postings, doc ids ascending within a term
+            counts = np.zeros(n_terms + 1, dtype=np.int64)
+            kernels.count_postings(fwd_indptr, fwd_indices, fwd_data, 0, n_docs, counts)
+            offsets = np.cumsum(counts, dtype=np.int64)
+            doc_ids = np.empty(int(offsets[-1]), dtype=np.uint32)
+            weights = np.empty(int(offsets[-1]), dtype=np.float32)
+            kernels.scatter_postings(
+                fwd_indptr, fwd_indices, fwd_data, 0, n_docs, offsets[:-1].copy(), doc_ids, weights
+            )
+            df = np.diff(offsets)
+            p = cfg["n_postings"]
+            limit = default_n_postings(n_docs) if p is None else (p if p > 0 else max(1, n_docs))
+            if cfg["pruning"] == "global" and p != 0:
+                kept = global_threshold_counts(offsets, weights, limit, cfg["max_fraction"])
+            else:
+                kept = np.minimum(df, limit)
+            kept_offsets = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
+            cap = np.where(
+                kept > 0, np.minimum(kept, np.ceil(cfg["centroid_fraction"] * kept)), 0
+            ).astype(np.int64)
+            cap = np.maximum(cap, (kept > 0).astype(np.int64))
+            cap_offsets = np.concatenate([[0], np.cumsum(cap)]).astype(np.int64)
+
+            m = cfg["cluster_terms"]
+            sk_terms = np.full((n_docs, m), -1, dtype=np.int64)
+            sk_w = np.zeros((n_docs, m), dtype=np.float32)
+            ak.doc_sketches(fwd_indptr, fwd_indices, fwd_data, m, sk_terms, sk_w)
+
+            blk_docs = np.empty(int(kept_offsets[-1]), dtype=np.uint32)
+            blk_count = np.zeros(n_terms, dtype=np.int64)
+            blk_sizes = np.zeros(int(cap_offsets[-1]), dtype=np.int64)
+            ak.build_blocks(
+                offsets,
+                doc_ids,
+                weights,
+                int(limit),
+                cfg["centroid_fraction"],
+                sk_terms,
+                sk_w,
+                nt,
+                kept_offsets,
+                cap_offsets,
+                blk_docs,
+                blk_count,
+                blk_sizes,
+            )
+            del sk_terms, sk_w, doc_ids, weights
+            # compact: block b of term t is blk_sizes[cap_offsets[t] + b]
+            valid = np.arange(int(cap_offsets[-1])) - np.repeat(cap_offsets[:-1], cap) < np.repeat(
+                blk_count, cap
+            )
+            sizes = blk_sizes[valid]
+            blk_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            term_blocks = np.concatenate([[0], np.cumsum(blk_count)]).astype(np.int64)
+
+            n_blocks = len(sizes)
+            sum_sizes = np.zeros(n_blocks, dtype=np.int64)
+            tau = np.zeros(n_blocks, dtype=np.float32)
+            ak.summary_sizes(
+                fwd_indptr,
+                fwd_indices,
+                fwd_data,
+                blk_ptr,
+                blk_docs,
+                n_terms,
+                cfg["summary_energy"],
+                nt,
+                sum_sizes,
+                tau,
+            )
+            sum_ptr = np.concatenate([[0], np.cumsum(sum_sizes)]).astype(np.int64)
+            sum_terms = np.empty(int(sum_ptr[-1]), dtype=tdt)
+            sum_vals = np.empty(int(sum_ptr[-1]), dtype=np.uint8)
+            sum_scale = np.zeros(n_blocks, dtype=np.float32)
+            ak.fill_summaries(
+                fwd_indptr,
+                fwd_indices,
+                fwd_data,
+                blk_ptr,
+                blk_docs,
+                n_terms,
+                tau,
+                SLACK,
+                nt,
+                sum_ptr,
+                sum_terms,
+                sum_vals,
+                sum_scale,
+            )
+        finally:
+            numba.set_num_threads(old)
+        arrays = {
+            "fwd_indptr": fwd_indptr,
+            "fwd_indices": fwd_indices,
+            "fwd_data": fwd_data,
+            "term_blocks": term_blocks,
+            "blk_ptr": blk_ptr,
+            "blk_docs": blk_docs,
+            "sum_ptr": sum_ptr,
+            "sum_terms": sum_terms,
+            "sum_vals": sum_vals,
+            "sum_scale": sum_scale,
+        }
+        cfg["n_postings_effective"] = int(limit)
+        return cls(arrays, n_docs=n_docs, n_terms=n_terms, cfg=cfg)
+
+    # ------------------------------------------------------------------------- save / load
+
+    def header(self) -> dict[str, Any]:
+        return {
+            "type": self.type_name,
+            "format": FORMAT,
+            "n_docs": self.n_docs,
+            "n_terms": self.n_terms,
+            "nnz": self.nnz,
+            "n_blocks": self.n_blocks,
+            "n_kept_postings": self.n_kept_postings,
+            "n_summary_entries": int(self.arrays["sum_vals"].shape[0]),
+            "term_dtype": str(self.arrays["fwd_indices"].dtype),
+            "config": self.cfg,
+        }
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the folder ``path`` atomically (header.json + one .npy per array)."""
+        with atomic_folder(path) as tmp:
+            for name in _ARRAYS:
+                np.save(tmp / f"{name}.npy", np.asarray(self.arrays[name]))
+            write_header(tmp, self.header())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, mmap: bool = True) -> ApproxIndex:
+        """Load a saved index (memory-mapped read-only by default); raises CacheError."""
+        path = Path(path)
+        header = read_header(path)
+        where = path / "header.json"
+        if header.get("type") != cls.type_name:
+            raise CacheError(f"{where}: index type {header.get('type')!r} is not 'numba_approx'")
+        if header.get("format") != FORMAT:
+            raise CacheError(
+                f"{where}: index format {header.get('format')!r} unsupported "
+                f"(expected {FORMAT}); rebuild the index"
+            )
+        try:
+            n_docs = int(header["n_docs"])
+            n_terms = int(header["n_terms"])
+            n_blocks = int(header["n_blocks"])
+            nnz = int(header["nnz"])
+            n_kept = int(header["n_kept_postings"])
+            n_sum = int(header["n_summary_entries"])
+            tdt = np.dtype(header["term_dtype"])
+            cfg = dict(header["config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise CacheError(
+                f"{where}: bad or missing header key ({e}); rebuild the index"
+            ) from None
+        shapes = {
+            "fwd_indptr": n_docs + 1,
+            "fwd_indices": nnz,
+            "fwd_data": nnz,
+            "term_blocks": n_terms + 1,
+            "blk_ptr": n_blocks + 1,
+            "blk_docs": n_kept,
+            "sum_ptr": n_blocks + 1,
+            "sum_terms": n_sum,
+            "sum_vals": n_sum,
+            "sum_scale": n_blocks,
+        }
+        arrays = {}
+        for name, (dtype, _) in _ARRAYS.items():
+            file = path / f"{name}.npy"
+            want = np.dtype(dtype) if dtype is not None else tdt
+            try:
+                arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as e:
+                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+                raise CacheError(f"{file}: unreadable ({msg}); rebuild the index") from None
+            if arr.dtype != want or arr.shape != (shapes[name],):
+                raise CacheError(
+                    f"{file}: {arr.dtype}{list(arr.shape)} does not match the header "
+                    f"({want}[{shapes[name]}]); rebuild the index"
+                )
+            arrays[name] = arr
+        for name, total in (
+            ("fwd_indptr", nnz),
+            ("term_blocks", n_blocks),
+            ("blk_ptr", n_kept),
+            ("sum_ptr", n_sum),
+        ):
+            a = arrays[name]
+            if a[0] != 0 or a[-1] != total or np.any(np.diff(a) < 0):
+                raise CacheError(
+                    f"{path / (name + '.npy')}: offsets inconsistent; rebuild the index"
+                )
+        return cls(arrays, n_docs=n_docs, n_terms=n_terms, cfg=cfg)
+
+    # ----------------------------------------------------------------------------- search
+
+    def _take_scratch(self, n_workers: int) -> tuple[tuple[np.ndarray, ...], bool]:
+        cached = self._scratch_lock.acquire(blocking=False)
+        if cached:
+            s = self._scratch
+            if s is not None and s[0].shape[0] >= n_workers:
+                return s, True
+            self._scratch = None
+        try:
+            s = (
+                np.zeros((n_workers, self.n_terms), dtype=np.float32),
+                np.zeros((n_workers, self.n_terms), dtype=np.uint8),
+                np.zeros((n_workers, 256), dtype=np.float32),
+                np.zeros((n_workers, self.n_docs), dtype=np.int32),
+                np.zeros(n_workers, dtype=np.int64),
+            )
+        except BaseException:
+            if cached:
+                self._scratch_lock.release()
+            raise
+        if cached:
+            self._scratch = s
+        return s, cached
+
+    def search(
+        self,
+        queries: sp.csr_matrix,
+        k: int,
+        threads: int = 0,
+        *,
+        query_cut: int | None = None,
+        heap_factor: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Approximate top-k: ``(scores float32 [nq, k], doc_idx int64 [nq, k])``.
+
+        Rows best-first (score desc, doc index asc), padded with -inf / -1. Scores are exact
+        dot products. ``query_cut`` (0 = all terms) and ``heap_factor`` default to the values
+        the index was built with. ``threads`` as :meth:`NumbaIndex.search`.
+        """
+        k = int(k)
+        if k < 0:
+            raise ConfigError(f"k={k}: must be >= 0")
+        qc = int(self.cfg["query_cut"] if query_cut is None else query_cut)
+        hf = float(self.cfg["heap_factor"] if heap_factor is None else heap_factor)
+        _check_knobs({**self.cfg, "query_cut": qc, "heap_factor": hf})
+        q = queries if sp.issparse(queries) and queries.format == "csr" else sp.csr_matrix(queries)
+        if not q.has_canonical_format:
+            q = q.copy()
+            q.sum_duplicates()
+        nq = int(q.shape[0])
+        out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+        out_d = np.full((nq, k), -1, dtype=np.int64)
+        if nq == 0 or k == 0 or self.nnz == 0 or q.nnz == 0:
+            return out_s, out_d
+        q_indptr = q.indptr.astype(np.int64, copy=False)
+        q_indices = q.indices.astype(np.int64, copy=False)
+        q_data = q.data.astype(np.float32, copy=False)
+        n_threads = _n_threads(threads)
+        old = numba.get_num_threads()
+        numba.set_num_threads(n_threads)
+        try:
+            n_workers = min(n_threads, nq)
+            (qdense, qslot, qvals, stamp, gens), cached = self._take_scratch(n_workers)
+            try:
+                heap_s = np.empty((n_workers, k), dtype=np.float32)
+                heap_d = np.empty((n_workers, k), dtype=np.int64)
+                bounds = np.empty((n_workers, max(self.max_term_blocks, 1)), dtype=np.float32)
+                ak.search_batch(
+                    *self._kernel_arrays,
+                    q_indptr,
+                    q_indices,
+                    q_data,
+                    k,
+                    qc if qc > 0 else 2**62,
+                    hf,
+                    min(SLOT_LIMIT, 256),
+                    qdense[:n_workers],
+                    qslot[:n_workers],
+                    qvals[:n_workers],
+                    stamp[:n_workers],
+                    gens[:n_workers],
+                    bounds,
+                    heap_s,
+                    heap_d,
+                    out_s,
+                    out_d,
+                )
+            finally:
+                if cached:
+                    self._scratch_lock.release()
+        finally:
+            numba.set_num_threads(old)
+        return out_s, out_d

@@ -1,0 +1,666 @@
+"""Numba kernels of :class:`irbench.index.approx.ApproxIndex` (a Seismic-class index).
+
+Build, per term (``prange`` over workers, terms strided over workers; every term is built
+by the same sequential code, so the layout does not depend on the thread count):
+
+1. *static pruning*: keep the ``n_postings`` highest-weight postings (ties: lower doc id);
+2. *clustering*: ``c = ceil(centroid_fraction * n)`` centroids are picked from the kept
+   postings (one per stratum of the doc-id order, at a hashed offset), every kept doc joins
+   the centroid with the highest sketch dot product -- a sketch is a doc's
+   ``cluster_terms`` highest-weight terms, the posting's own term left out -- and docs
+   similar to no centroid go to the centroid of their stratum. Each non-empty cluster is a
+   block, docs ascending within it;
+3. *summaries* (``prange`` over blocks): the component-wise max of the block's doc vectors,
+   cut to its highest entries holding ``summary_energy`` of its L1 mass (the cut is found
+   on a 1024-bin histogram: a few entries beyond the fewest may be kept) and
+   quantised to uint8 by rounding *up*, ``q = ceil(v / scale)`` with
+   ``scale = max / 255``: an unpruned summary (energy 1.0) never underestimates a doc.
+
+Search, per query (``prange`` over workers, queries strided over workers): scatter the
+positive query weights into a dense per-worker array; visit the ``query_cut`` highest-weight
+query terms in decreasing weight order; for each, compute ``<q, summary>`` of all its blocks
+and visit them best first; once the heap holds k docs, the rest of the term's blocks are
+skipped as soon as a block's ``<q, summary>`` is below ``heap_factor`` times the k-th score
+(Seismic's rule: ``heap_factor < 1`` compensates for lossy summaries); the docs of a visited
+block not seen before are scored exactly from the forward index (``sum over the doc's terms of q[t] * w``, float32, ascending term id: bit-identical
+to the exact index's float32 sums for non-negative query weights).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from irbench.index.kernels import _heap_offer, _sift_down, _worse
+
+# --------------------------------------------------------------------------------- build
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def doc_sketches(indptr, indices, data, m, out_terms, out_w):  # pragma: no cover
+    """Each doc's ``m`` highest-weight terms (ties: lower term id), ascending term id;
+    ``out_terms`` padded with -1."""
+    n_docs = indptr.shape[0] - 1
+    for d in prange(n_docs):
+        b = indptr[d]
+        e = indptr[d + 1]
+        n = e - b
+        if n <= m:
+            for i in range(n):
+                out_terms[d, i] = indices[b + i]
+                out_w[d, i] = data[b + i]
+            continue
+        order = np.argsort(-data[b:e], kind="mergesort")[:m]
+        order.sort()
+        for i in range(m):
+            out_terms[d, i] = indices[b + order[i]]
+            out_w[d, i] = data[b + order[i]]
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def sort_negated(offsets, weights, out):  # pragma: no cover
+    """``out`` = each term's negated weights, sorted ascending (= weights descending)."""
+    for t in prange(offsets.shape[0] - 1):
+        b = offsets[t]
+        e = offsets[t + 1]
+        if e > b:
+            out[b:e] = np.sort(-weights[b:e])
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def count_at_least(neg_sorted, offsets, neg_tau, out):  # pragma: no cover
+    """``out[t]`` = entries of term t with weight >= tau, given each term's negated weights
+    sorted ascending (``neg_sorted``) and ``neg_tau = -tau``."""
+    for t in prange(offsets.shape[0] - 1):
+        b = offsets[t]
+        out[t] = np.searchsorted(neg_sorted[b : offsets[t + 1]], neg_tau, side="right")
+
+
+@njit(inline="always", nogil=True)
+def _mix(x):  # pragma: no cover
+    """A cheap integer hash (non-negative int64)."""
+    x = (x ^ (x >> 16)) * 0x45D9F3B
+    x = (x ^ (x >> 16)) * 0x45D9F3B
+    x = x ^ (x >> 16)
+    return x & 0x7FFFFFFF
+
+
+@njit(nogil=True)
+def _cluster_term(
+    t,
+    sel,
+    c,
+    sk_terms,
+    sk_w,
+    slot,
+    slot_terms,
+    cptr,
+    cent,
+    cw,
+    sims,
+    listed,
+    touched,
+    assign,
+):  # pragma: no cover
+    """Assign each doc of ``sel`` (ascending) to one of ``c`` centroids picked from it."""
+    n = sel.shape[0]
+    m = sk_terms.shape[1]
+    stride = n // c
+    # centroid sketches -> a small inverted index keyed by slot (first-seen term order)
+    n_slots = 0
+    for j in range(c):
+        d = sel[(j * n) // c + _mix(np.int64(t) * 7919 + j) % stride]
+        for s in range(m):
+            term = sk_terms[d, s]
+            if term < 0:
+                break
+            if term == t:
+                continue
+            if slot[term] < 0:
+                slot[term] = n_slots
+                slot_terms[n_slots] = term
+                cptr[n_slots + 1] = 0
+                n_slots += 1
+            cptr[slot[term] + 1] += 1
+    for i in range(n_slots):
+        cptr[i + 1] += cptr[i]
+    fill = cptr[:n_slots].copy()
+    for j in range(c):
+        d = sel[(j * n) // c + _mix(np.int64(t) * 7919 + j) % stride]
+        for s in range(m):
+            term = sk_terms[d, s]
+            if term < 0:
+                break
+            if term == t:
+                continue
+            p = fill[slot[term]]
+            cent[p] = j
+            cw[p] = sk_w[d, s]
+            fill[slot[term]] = p + 1
+    # each doc joins its most similar centroid (ties: lower centroid)
+    for i in range(n):
+        d = sel[i]
+        n_t = 0
+        for s in range(m):
+            term = sk_terms[d, s]
+            if term < 0:
+                break
+            if term == t:
+                continue
+            sl = slot[term]
+            if sl < 0:
+                continue
+            w = sk_w[d, s]
+            for p in range(cptr[sl], cptr[sl + 1]):
+                j = cent[p]
+                if listed[j] == 0:  # not sims[j] == 0: a product may underflow to 0
+                    listed[j] = 1
+                    touched[n_t] = j
+                    n_t += 1
+                sims[j] += w * cw[p]
+        best = -1
+        best_v = np.float32(0.0)
+        for r in range(n_t):
+            j = touched[r]
+            v = sims[j]
+            sims[j] = 0
+            listed[j] = 0
+            if v > best_v or (v == best_v and best >= 0 and j < best):
+                best = j
+                best_v = v
+        assign[i] = best if best >= 0 else (i * c) // n
+    for i in range(n_slots):
+        slot[slot_terms[i]] = -1
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def build_blocks(
+    offsets,
+    doc_ids,
+    weights,
+    n_postings,
+    centroid_fraction,
+    sk_terms,
+    sk_w,
+    n_workers,
+    kept_offsets,
+    cap_offsets,
+    out_docs,
+    blk_count,
+    blk_sizes,
+):  # pragma: no cover
+    """Prune and cluster every term's postings.
+
+    Term ``t`` writes its kept docs, block after block, to
+    ``out_docs[kept_offsets[t]:kept_offsets[t + 1]]``, its number of blocks to
+    ``blk_count[t]`` and their sizes to ``blk_sizes[cap_offsets[t]:]`` (``cap_offsets`` is
+    the prefix sum of each term's centroid count, an upper bound on its block count).
+    """
+    n_terms = offsets.shape[0] - 1
+    m = sk_terms.shape[1]
+    max_c = 1
+    for t in range(n_terms):
+        max_c = max(max_c, cap_offsets[t + 1] - cap_offsets[t])
+    for w in prange(n_workers):
+        slot = np.full(n_terms, -1, dtype=np.int32)
+        slot_terms = np.empty(max_c * m, dtype=np.int64)
+        cptr = np.zeros(max_c * m + 1, dtype=np.int64)
+        cent = np.empty(max_c * m, dtype=np.int64)
+        cw = np.empty(max_c * m, dtype=np.float32)
+        sims = np.zeros(max_c, dtype=np.float32)
+        listed = np.zeros(max_c, dtype=np.uint8)
+        touched = np.empty(max_c, dtype=np.int64)
+        counts = np.zeros(max_c + 1, dtype=np.int64)
+        for t in range(w, n_terms, n_workers):
+            b = offsets[t]
+            df = offsets[t + 1] - b
+            n = kept_offsets[t + 1] - kept_offsets[t]
+            c = cap_offsets[t + 1] - cap_offsets[t]
+            if n == 0:
+                blk_count[t] = 0
+                continue
+            if df > n:  # static pruning: top-n by weight, ties by doc id, then doc order
+                order = np.argsort(-weights[b : b + df], kind="mergesort")[:n]
+                sel = np.empty(n, dtype=np.int64)
+                for i in range(n):
+                    sel[i] = doc_ids[b + order[i]]
+                sel.sort()
+            else:
+                sel = doc_ids[b : b + df].astype(np.int64)
+            o = kept_offsets[t]
+            if c <= 1:
+                for i in range(n):
+                    out_docs[o + i] = sel[i]
+                blk_count[t] = 1
+                blk_sizes[cap_offsets[t]] = n
+                continue
+            assign = np.empty(n, dtype=np.int64)
+            _cluster_term(
+                t,
+                sel,
+                c,
+                sk_terms,
+                sk_w,
+                slot,
+                slot_terms,
+                cptr,
+                cent,
+                cw,
+                sims,
+                listed,
+                touched,
+                assign,
+            )
+            # counting sort by cluster (stable: docs stay ascending within a block)
+            for j in range(c + 1):
+                counts[j] = 0
+            for i in range(n):
+                counts[assign[i] + 1] += 1
+            nb = 0
+            for j in range(c):
+                if counts[j + 1] > 0:
+                    blk_sizes[cap_offsets[t] + nb] = counts[j + 1]
+                    nb += 1
+            blk_count[t] = nb
+            for j in range(c):
+                counts[j + 1] += counts[j]
+            for i in range(n):
+                j = assign[i]
+                out_docs[o + counts[j]] = sel[i]
+                counts[j] += 1
+
+
+@njit(nogil=True)
+def _block_max(fwd_indptr, fwd_indices, fwd_data, docs, b0, b1, dense, terms):  # pragma: no cover
+    """Component-wise max of the docs ``docs[b0:b1]`` into ``dense``; returns the number of
+    distinct terms, listed in ``terms`` (first-seen order)."""
+    nt = 0
+    for p in range(b0, b1):
+        d = docs[p]
+        for e in range(fwd_indptr[d], fwd_indptr[d + 1]):
+            term = fwd_indices[e]
+            v = fwd_data[e]
+            old = dense[term]
+            if old == 0:
+                terms[nt] = term
+                nt += 1
+            if v > old:
+                dense[term] = v
+    return nt
+
+
+@njit(nogil=True)
+def _energy_threshold(dense, terms, nt, energy):  # pragma: no cover
+    """A value cut ``tau``: the entries >= tau hold >= ``energy`` of the L1 mass.
+
+    Found on a 1024-bin histogram over [0, max] (no sort): ``tau`` is the lower edge of the
+    bin where the mass counted from the top reaches the target, so the kept set is the
+    fewest highest entries plus, at most, the rest of that one bin. Returns
+    ``(tau, number of entries >= tau)``.
+    """
+    if nt == 0:
+        return np.float32(np.inf), 0
+    vmax = np.float32(0.0)
+    vmin = dense[terms[0]]
+    total = 0.0
+    for i in range(nt):
+        v = dense[terms[i]]
+        total += v
+        vmax = max(vmax, v)
+        vmin = min(vmin, v)
+    if energy >= 1.0:
+        return vmin, nt
+    nbins = 1024
+    mass = np.zeros(nbins, dtype=np.float64)
+    count = np.zeros(nbins, dtype=np.int64)
+    width = np.float64(vmax) / nbins
+    for i in range(nt):
+        v = np.float64(dense[terms[i]])
+        b = min(int(v / width), nbins - 1)
+        mass[b] += v
+        count[b] += 1
+    target = energy * total
+    acc = 0.0
+    kept = 0
+    b = nbins - 1
+    while b > 0:
+        acc += mass[b]
+        kept += count[b]
+        if acc >= target:
+            break
+        b -= 1
+    if b == 0:
+        return vmin, nt
+    tau = np.float32(b * width)
+    kept = 0  # recount with the very predicate fill_summaries uses
+    for i in range(nt):
+        kept += dense[terms[i]] >= tau
+    return tau, kept
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def summary_sizes(
+    fwd_indptr, fwd_indices, fwd_data, blk_ptr, docs, n_terms, energy, n_workers, out_sizes, out_tau
+):  # pragma: no cover
+    """Number of kept summary entries of every block, and the block's value cut ``tau``."""
+    n_blocks = blk_ptr.shape[0] - 1
+    for w in prange(n_workers):
+        dense = np.zeros(n_terms, dtype=np.float32)
+        terms = np.empty(n_terms, dtype=np.int64)
+        for blk in range(w, n_blocks, n_workers):
+            nt = _block_max(
+                fwd_indptr,
+                fwd_indices,
+                fwd_data,
+                docs,
+                blk_ptr[blk],
+                blk_ptr[blk + 1],
+                dense,
+                terms,
+            )
+            tau, kept = _energy_threshold(dense, terms, nt, energy)
+            out_sizes[blk] = kept
+            out_tau[blk] = tau
+            for i in range(nt):
+                dense[terms[i]] = 0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def fill_summaries(
+    fwd_indptr,
+    fwd_indices,
+    fwd_data,
+    blk_ptr,
+    docs,
+    n_terms,
+    tau,
+    slack,
+    n_workers,
+    sum_ptr,
+    sum_terms,
+    sum_vals,
+    sum_scale,
+):  # pragma: no cover
+    """Write every block's summary (entries >= ``tau[blk]``, ascending term id, uint8
+    rounded up) and scale.
+
+    ``sum_scale[blk] = (max / 255) * slack``: ``slack`` (slightly above 1) absorbs float32
+    rounding in the bound so that an unpruned summary never underestimates a doc's score.
+    """
+    n_blocks = blk_ptr.shape[0] - 1
+    for w in prange(n_workers):
+        dense = np.zeros(n_terms, dtype=np.float32)
+        terms = np.empty(n_terms, dtype=np.int64)
+        for blk in range(w, n_blocks, n_workers):
+            nt = _block_max(
+                fwd_indptr,
+                fwd_indices,
+                fwd_data,
+                docs,
+                blk_ptr[blk],
+                blk_ptr[blk + 1],
+                dense,
+                terms,
+            )
+            s0 = sum_ptr[blk]
+            kept_n = sum_ptr[blk + 1] - s0
+            if nt == 0 or kept_n == 0:
+                sum_scale[blk] = 0
+                continue
+            sel = np.empty(kept_n, dtype=np.int64)
+            n_sel = 0
+            vmax = 0.0
+            for i in range(nt):
+                v = dense[terms[i]]
+                if v >= tau[blk]:
+                    sel[n_sel] = terms[i]
+                    n_sel += 1
+                    vmax = max(vmax, np.float64(v))
+            sel.sort()
+            scale = vmax / 255.0
+            for i in range(kept_n):
+                q = np.ceil(np.float64(dense[sel[i]]) / scale) if scale > 0 else 0.0
+                q = min(max(q, 1.0), 255.0)
+                sum_terms[s0 + i] = sel[i]
+                sum_vals[s0 + i] = np.uint8(q)
+            sum_scale[blk] = np.float32(scale * slack)
+            for i in range(nt):
+                dense[terms[i]] = 0
+
+
+# -------------------------------------------------------------------------------- search
+
+EPS = np.float32(2.0**-22)  # > 2 * float32 unit roundoff: margin per summed product
+
+
+@njit(inline="always", nogil=True)
+def _dot4s(qslot, qvals, idx, vals, e0, e1):  # pragma: no cover
+    """:func:`_dot4` with the query weight of term ``t`` at ``qvals[qslot[t]]``."""
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    s3 = np.float32(0.0)
+    e = e0
+    while e + 4 <= e1:
+        s0 += qvals[qslot[idx[e]]] * np.float32(vals[e])
+        s1 += qvals[qslot[idx[e + 1]]] * np.float32(vals[e + 1])
+        s2 += qvals[qslot[idx[e + 2]]] * np.float32(vals[e + 2])
+        s3 += qvals[qslot[idx[e + 3]]] * np.float32(vals[e + 3])
+        e += 4
+    while e < e1:
+        s0 += qvals[qslot[idx[e]]] * np.float32(vals[e])
+        e += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(inline="always", nogil=True)
+def _dot4(qdense, idx, vals, e0, e1):  # pragma: no cover
+    """sum of qdense[idx[e]] * f32(vals[e]) over [e0, e1) with 4 independent partial sums."""
+    s0 = np.float32(0.0)
+    s1 = np.float32(0.0)
+    s2 = np.float32(0.0)
+    s3 = np.float32(0.0)
+    e = e0
+    while e + 4 <= e1:
+        s0 += qdense[idx[e]] * np.float32(vals[e])
+        s1 += qdense[idx[e + 1]] * np.float32(vals[e + 1])
+        s2 += qdense[idx[e + 2]] * np.float32(vals[e + 2])
+        s3 += qdense[idx[e + 3]] * np.float32(vals[e + 3])
+        e += 4
+    while e < e1:
+        s0 += qdense[idx[e]] * np.float32(vals[e])
+        e += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(nogil=True)
+def _search_one(
+    fwd_indptr,
+    fwd_indices,
+    fwd_data,
+    term_blocks,
+    blk_ptr,
+    blk_docs,
+    sum_ptr,
+    sum_terms,
+    sum_vals,
+    sum_scale,
+    q_indices,
+    q_data,
+    q0,
+    q1,
+    k,
+    query_cut,
+    heap_factor,
+    slot_limit,
+    qdense,
+    qslot,
+    qvals,
+    stamp,
+    gen,
+    bounds,
+    hs,
+    hd,
+    out_s,
+    out_d,
+):  # pragma: no cover
+    n_terms = term_blocks.shape[0] - 1
+    nq = q1 - q0
+    cand_t = np.empty(nq, dtype=np.int64)
+    cand_v = np.empty(nq, dtype=np.float32)
+    cnt = 0
+    for j in range(q0, q1):
+        t = np.int64(q_indices[j])
+        v = np.float32(q_data[j])
+        if t >= 0 and t < n_terms and v > 0:
+            cand_t[cnt] = t
+            cand_v[cnt] = v
+            cnt += 1
+    if cnt == 0:
+        return
+    # query weights by term: a uint8 slot per term (an L1-resident table) into 256 weights,
+    # or, for queries with more than 255 terms, a float32 weight per term
+    slots = cnt < slot_limit
+    for i in range(cnt):
+        if slots:
+            qslot[cand_t[i]] = i + 1
+            qvals[i + 1] = cand_v[i]
+        else:
+            qdense[cand_t[i]] = cand_v[i]
+    qvals[0] = 0
+    order = np.argsort(-cand_v[:cnt], kind="mergesort")  # weight desc, ties: lower term
+    cut = min(cnt, query_cut)
+    hf = np.float32(heap_factor)
+    size = 0
+    for r in range(cut):
+        t = cand_t[order[r]]
+        b0 = term_blocks[t]
+        nb = term_blocks[t + 1] - b0
+        if nb == 0:
+            continue
+        # summary bounds of the term's blocks, visited best first
+        for i in range(nb):
+            blk = b0 + i
+            if slots:
+                bound = _dot4s(qslot, qvals, sum_terms, sum_vals, sum_ptr[blk], sum_ptr[blk + 1])
+            else:
+                bound = _dot4(qdense, sum_terms, sum_vals, sum_ptr[blk], sum_ptr[blk + 1])
+            bounds[i] = -(bound * sum_scale[blk])
+        border = np.argsort(bounds[:nb], kind="mergesort")
+        for i in range(nb):
+            blk = b0 + border[i]
+            if size == k and -bounds[border[i]] < hf * hs[0]:
+                break  # bounds only fall and the threshold only rises
+            for p in range(blk_ptr[blk], blk_ptr[blk + 1]):
+                d = np.int64(blk_docs[p])
+                if stamp[d] == gen:
+                    continue
+                stamp[d] = gen
+                e0 = fwd_indptr[d]
+                e1 = fwd_indptr[d + 1]
+                if size == k:
+                    # 4-way sum first (no serial dependency chain); its error is below
+                    # (n - 1) * 2^-24 * s for these non-negative products, so a doc it puts
+                    # clearly below the k-th score is below it exactly too
+                    if slots:
+                        s4 = _dot4s(qslot, qvals, fwd_indices, fwd_data, e0, e1)
+                    else:
+                        s4 = _dot4(qdense, fwd_indices, fwd_data, e0, e1)
+                    if s4 * (np.float32(1.0) + np.float32(e1 - e0) * EPS) < hs[0]:
+                        continue
+                s = np.float32(0.0)  # the exact score: serial, ascending term id
+                if slots:
+                    for e in range(e0, e1):
+                        s += qvals[qslot[fwd_indices[e]]] * fwd_data[e]
+                else:
+                    for e in range(e0, e1):
+                        s += qdense[fwd_indices[e]] * fwd_data[e]
+                if size == k and _worse(s, d, hs[0], hd[0]):
+                    continue
+                size = _heap_offer(hs, hd, size, k, s, d)
+    for i in range(cnt):
+        qdense[cand_t[i]] = 0
+        qslot[cand_t[i]] = 0
+    while size > 0:
+        size -= 1
+        out_s[size] = hs[0]
+        out_d[size] = hd[0]
+        hs[0] = hs[size]
+        hd[0] = hd[size]
+        _sift_down(hs, hd, size, 0)
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def search_batch(
+    fwd_indptr,
+    fwd_indices,
+    fwd_data,
+    term_blocks,
+    blk_ptr,
+    blk_docs,
+    sum_ptr,
+    sum_terms,
+    sum_vals,
+    sum_scale,
+    q_indptr,
+    q_indices,
+    q_data,
+    k,
+    query_cut,
+    heap_factor,
+    slot_limit,
+    qdense,
+    qslot,
+    qvals,
+    stamp,
+    gens,
+    bounds,
+    heap_s,
+    heap_d,
+    out_s,
+    out_d,
+):  # pragma: no cover
+    """Approximate top-k of every query row into ``out_s``/``out_d`` (pre-filled -inf / -1).
+
+    ``qdense`` and ``qslot`` must be zero on entry (and are again on return); ``stamp``/``gens`` carry the
+    per-worker visited marks across calls (``stamp[w, d] == gens[w]`` = seen this query).
+    """
+    n_workers = qdense.shape[0]
+    nq = q_indptr.shape[0] - 1
+    for w in prange(n_workers):
+        for qi in range(w, nq, n_workers):
+            g = gens[w] + 1
+            if g >= 2**31 - 1:
+                stamp[w, :] = 0
+                g = 1
+            gens[w] = g
+            _search_one(
+                fwd_indptr,
+                fwd_indices,
+                fwd_data,
+                term_blocks,
+                blk_ptr,
+                blk_docs,
+                sum_ptr,
+                sum_terms,
+                sum_vals,
+                sum_scale,
+                q_indices,
+                q_data,
+                q_indptr[qi],
+                q_indptr[qi + 1],
+                k,
+                query_cut,
+                heap_factor,
+                slot_limit,
+                qdense[w],
+                qslot[w],
+                qvals[w],
+                stamp[w],
+                np.int32(g),
+                bounds[w],
+                heap_s[w],
+                heap_d[w],
+                out_s[qi],
+                out_d[qi],
+            )

@@ -1,0 +1,118 @@
+"""``irbench bench index``: vector files, the harness on tiny data, the CLI (no timing asserts)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from typer.testing import CliRunner
+
+from irbench.bench import peers
+from irbench.bench.index import (
+    COLUMNS,
+    VectorSet,
+    bench_index,
+    concat,
+    load_vectors,
+    recall_at_k,
+    save_vectors,
+)
+from irbench.cli.app import app
+from irbench.errors import ConfigError, DataError
+
+
+def tiny(name="tiny", n_docs=300, n_queries=12, n_terms=200, seed=0) -> VectorSet:
+    rng = np.random.default_rng(seed)
+
+    def csr(rows, nnz):
+        m = sp.random(rows, n_terms, density=nnz / n_terms, random_state=rng, dtype=np.float32)
+        m.data = m.data + np.float32(0.05)
+        return m.tocsr()
+
+    docs, queries = csr(n_docs, 20), csr(n_queries, 6)
+    docnos = [f"d{i}" for i in range(n_docs)]
+    qids = [f"q{i}" for i in range(n_queries)]
+    qrels = [(f"q{i}", f"d{(7 * i) % n_docs}", 1) for i in range(n_queries)]
+    return VectorSet(name, docs, queries, docnos, qids, qrels)
+
+
+def test_vectors_round_trip_and_concat(tmp_path):
+    a, b = tiny("a", seed=1), tiny("b", n_docs=50, n_terms=180, seed=2)
+    save_vectors(tmp_path / "a.npz", a)
+    back = load_vectors(tmp_path / "a.npz")
+    assert back.name == "a" and back.docnos == a.docnos and back.qids == a.qids
+    assert back.qrels == a.qrels
+    assert (back.docs != a.docs).nnz == 0 and (back.queries != a.queries).nnz == 0
+    both = concat([back, b])
+    assert both.name == "a+b" and both.docs.shape == (350, 200)
+    assert both.docnos[0] == "a/d0" and both.docnos[-1] == "b/d49"
+    assert both.qrels[-1][0].startswith("b/") and len(both.qrels) == 24
+    with pytest.raises(ConfigError):
+        concat([a, a])
+    (tmp_path / "bad.npz").write_bytes(b"nope")
+    with pytest.raises(DataError):
+        load_vectors(tmp_path / "bad.npz")
+    with pytest.raises(DataError):
+        VectorSet("x", a.docs, a.queries, a.docnos[:-1], a.qids)
+
+
+def test_recall_at_k():
+    exact = np.array([[1, 2, 3], [4, -1, -1], [-1, -1, -1]])
+    found = np.array([[3, 9, 1], [-1, -1, -1], [5, 6, 7]])
+    assert recall_at_k(found, exact) == pytest.approx((2 / 3 + 0) / 2)
+
+
+def test_harness_on_tiny_data(tmp_path):
+    vs = tiny()
+    rows, meta = bench_index(
+        vs, ks=(5, 50), threads=(1, 2), min_seconds=0.0, min_repeats=1, out_dir=tmp_path,
+        echo=lambda _: None,
+    )  # fmt: skip
+    engines = {r["key"] for r in rows}
+    assert {"numba", "numba_approx", "taat", "scipy"} <= engines
+    for key in ("pisa", "seismic", "bmp"):  # peers present or skipped with a note
+        assert key in engines or any(key in n.lower() for n in meta["notes"])
+    for r in rows:
+        assert r["corpus"] == "tiny" and r["qps"] > 0 and 0.0 <= r["recall"] <= 1.0
+        if r["key"] in ("numba", "taat", "scipy"):
+            assert r["recall"] == 1.0
+        if r["threads"] == 1:
+            assert r["p50_ms"] is not None
+    assert {r["threads"] for r in rows if r["key"] == "numba"} == {1, 2}
+    assert {r["threads"] for r in rows if r["key"] == "taat"} == {1}  # single-threaded only
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert len(saved) == len(rows) and list(saved[0]) == COLUMNS
+    assert (tmp_path / "bench.md").read_text().count("\n| ") >= len(rows)
+    assert (tmp_path / "recall_latency.png").stat().st_size > 0
+    assert any(r["vs"] == "TAAT per query" for r in meta["ratios"])
+
+
+def test_missing_peer_is_skipped_with_a_note(tmp_path, monkeypatch):
+    monkeypatch.setattr(peers.Pisa, "missing", classmethod(lambda cls: "PISA: not installed"))
+    rows, meta = bench_index(
+        tiny(), ks=(5,), only=["numba", "pisa"], threads=(1,), min_seconds=0.0, min_repeats=1,
+        latency=False, echo=lambda _: None,
+    )  # fmt: skip
+    assert {r["key"] for r in rows} == {"numba"}
+    assert any("PISA: not installed" in n for n in meta["notes"])
+    with pytest.raises(ConfigError):
+        bench_index(tiny(), only=["nope"], echo=lambda _: None)
+
+
+def test_cli_bench_index_and_vectors(tmp_path):
+    save_vectors(tmp_path / "v.npz", tiny())
+    out = tmp_path / "out"
+    res = CliRunner().invoke(
+        app,
+        ["bench", "index", "--vectors", str(tmp_path / "v.npz"), "--engine", "numba",
+         "--engine", "numba_approx", "--k", "5", "--threads", "1", "--min-seconds", "0",
+         "--no-latency", "--max-queries", "5", "--out", str(out)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    saved = json.loads((out / "bench.json").read_text())
+    assert {r["engine"] for r in saved} == {"irbench numba", "irbench numba_approx"}
+    assert "irbench numba" in res.output
+    res = CliRunner().invoke(app, ["bench", "index", "--vectors", str(tmp_path / "missing.npz")])
+    assert res.exit_code != 0

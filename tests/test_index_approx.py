@@ -1,0 +1,342 @@
+"""ApproxIndex (index=numba_approx): exact scores, exactness without pruning, recall, I/O."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from irbench.errors import CacheError, ConfigError
+from irbench.index import load_index
+from irbench.index.approx import ApproxIndex, default_n_postings
+from irbench.index.numba import NumbaIndex
+from tests.test_index_numba import DOC_POOLS, assert_same, brute_force, random_csr
+
+# query weights > 0 only: the approximate index ignores entries <= 0
+POSITIVE_QUERY_POOLS = [
+    np.array([1.0], np.float32),
+    np.array([1.0, 2.0, 0.5], np.float32),
+    np.array([1e-25, 1e-12, 2.0], np.float32),  # products underflow to 0
+    None,
+]
+EXACT = {"n_postings": 0, "query_cut": 0, "summary_energy": 1.0, "heap_factor": 1.0}
+
+
+def clustered(rng, n_docs, n_terms, n_topics=20, topic_terms=30, nnz=40, n_queries=40):
+    """Docs and queries drawn from topics: most mass on the topic's terms, some background."""
+    topics = [rng.choice(n_terms, topic_terms, replace=False) for _ in range(n_topics)]
+
+    def draw(n_rows, n_nnz):
+        rows, cols, vals = [], [], []
+        for i in range(n_rows):
+            t = topics[rng.integers(n_topics)]
+            c = np.unique(
+                np.concatenate([rng.choice(t, n_nnz // 2), rng.integers(0, n_terms, n_nnz // 2)])
+            )
+            w = rng.gamma(2.0, 0.5, len(c)) * np.where(np.isin(c, t), 3.0, 1.0)
+            rows.append(np.full(len(c), i))
+            cols.append(c)
+            vals.append(w.astype(np.float32) + np.float32(0.01))
+        return sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(n_rows, n_terms),
+        )
+
+    return draw(n_docs, nnz), draw(n_queries, 12)
+
+
+def exact_dot(docs: sp.csr_matrix, d: int, qdense: np.ndarray) -> np.float32:
+    """float32 sum over the doc's terms in ascending id of f32(q[t]) * w."""
+    s = np.float32(0.0)
+    a, b = docs.indptr[d], docs.indptr[d + 1]
+    for t, w in zip(docs.indices[a:b], docs.data[a:b], strict=True):
+        if w > 0 and qdense[t] > 0:
+            s = np.float32(s + np.float32(qdense[t]) * np.float32(w))
+    return s
+
+
+def recall(found: np.ndarray, exact: np.ndarray) -> float:
+    return float(np.mean([len(set(f[f >= 0]) & set(e[e >= 0])) / max((e >= 0).sum(), 1)
+                          for f, e in zip(found, exact, strict=True)]))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def topical():
+    rng = np.random.default_rng(7)
+    docs, queries = clustered(rng, 3000, 1500)
+    docs.sort_indices()
+    return docs, queries
+
+
+@pytest.fixture(scope="module")
+def pruned(topical):
+    docs, _ = topical
+    return ApproxIndex.build(docs, n_postings=150, summary_energy=0.4, query_cut=5, heap_factor=0.9)
+
+
+# ------------------------------------------------------------------------------- scores
+
+
+def test_returned_scores_are_exact_dot_products(topical, pruned):
+    docs, queries = topical
+    scores, idx = pruned.search(queries, 10, threads=1)
+    q = queries.toarray().astype(np.float32)
+    checked = 0
+    for i in range(queries.shape[0]):
+        for s, d in zip(scores[i], idx[i], strict=True):
+            if d < 0:
+                assert s == -np.inf
+                continue
+            assert s == exact_dot(docs, int(d), q[i])
+            checked += 1
+        valid = idx[i][idx[i] >= 0]
+        assert len(set(valid.tolist())) == len(valid)  # no doc twice
+        # best first, ties by doc index
+        order = np.lexsort((valid, -scores[i][: len(valid)]))
+        np.testing.assert_array_equal(order, np.arange(len(valid)))
+    assert checked > 0
+
+
+def test_scores_bit_identical_to_exact_index(topical, pruned):
+    docs, queries = topical
+    exact = NumbaIndex.build(docs)
+    s, d = pruned.search(queries, 10, threads=2)
+    es, ed = exact.search(queries, 10, threads=2)
+    for i in range(queries.shape[0]):
+        got = dict(zip(d[i].tolist(), s[i].tolist(), strict=True))
+        ref = dict(zip(ed[i].tolist(), es[i].tolist(), strict=True))
+        for doc in set(got) & set(ref):
+            assert got[doc] == ref[doc]
+
+
+# ------------------------------------------------------------------------ exactness / recall
+
+
+case = st.fixed_dictionaries(
+    {
+        "seed": st.integers(0, 2**32 - 1),
+        "n_docs": st.integers(0, 120),
+        "n_terms": st.integers(0, 20),
+        "extra_cols": st.integers(0, 3),
+        "n_queries": st.integers(0, 6),
+        "doc_density": st.sampled_from([0.0, 0.1, 0.3, 0.8]),
+        "query_density": st.sampled_from([0.0, 0.2, 0.5, 1.0]),
+        "doc_pool": st.integers(0, len(DOC_POOLS) - 1),
+        "query_pool": st.integers(0, len(POSITIVE_QUERY_POOLS) - 1),
+        "k": st.integers(0, 30),
+        "centroid_fraction": st.sampled_from([0.05, 0.3, 1.0]),
+        "cluster_terms": st.sampled_from([1, 3, 16]),
+    }
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case)
+def test_no_pruning_equals_brute_force(c):
+    """n_postings 0 (all), query_cut 0 (all), summary_energy 1, heap_factor 1: exact."""
+    rng = np.random.default_rng(c["seed"])
+    docs = random_csr(rng, c["n_docs"], c["n_terms"], c["doc_density"], DOC_POOLS[c["doc_pool"]])
+    queries = random_csr(
+        rng, c["n_queries"], c["n_terms"], c["query_density"],
+        POSITIVE_QUERY_POOLS[c["query_pool"]], extra_cols=c["extra_cols"],
+    )  # fmt: skip
+    index = ApproxIndex.build(
+        docs, centroid_fraction=c["centroid_fraction"], cluster_terms=c["cluster_terms"], **EXACT
+    )
+    want = brute_force(docs, queries, c["k"])
+    assert_same(index.search(queries, c["k"], threads=1), want)
+    assert_same(index.search(queries, c["k"], threads=2), want)
+
+
+def test_exact_settings_on_topical_data(topical):
+    docs, queries = topical
+    index = ApproxIndex.build(docs, **EXACT)
+    for k in (1, 10, 100):
+        assert_same(index.search(queries, k, threads=2), brute_force(docs, queries, k))
+
+
+def test_lower_heap_factor_is_still_exact(topical):
+    docs, queries = topical
+    index = ApproxIndex.build(docs, **{**EXACT, "heap_factor": 0.5})
+    assert_same(index.search(queries, 10), brute_force(docs, queries, 10))
+
+
+def test_recall_high_with_generous_knobs(topical):
+    docs, queries = topical
+    exact = brute_force(docs, queries, 10)[1]
+    index = ApproxIndex.build(docs, n_postings=400, summary_energy=0.6)
+    found = index.search(queries, 10, query_cut=8, heap_factor=0.8)[1]
+    assert recall(found, exact) >= 0.95
+
+
+def test_more_aggressive_settings_cost_recall(topical, pruned):
+    docs, queries = topical
+    exact = brute_force(docs, queries, 10)[1]
+    tight = recall(pruned.search(queries, 10, query_cut=1, heap_factor=2.0)[1], exact)
+    loose = recall(pruned.search(queries, 10, query_cut=12, heap_factor=0.7)[1], exact)
+    assert tight < loose
+
+
+# ----------------------------------------------------------------- threads, determinism
+
+
+def test_results_do_not_depend_on_thread_count(topical, pruned):
+    _, queries = topical
+    one = pruned.search(queries, 20, threads=1)
+    two = pruned.search(queries, 20, threads=2)
+    assert_same(two, one)
+    assert_same(pruned.search(queries, 20, threads=1), one)  # reused scratch buffers
+
+
+def test_build_does_not_depend_on_thread_count(topical):
+    docs, _ = topical
+    a = ApproxIndex.build(docs, n_postings=100, threads=1)
+    b = ApproxIndex.build(docs, n_postings=100, threads=2)
+    for name in a.arrays:
+        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
+
+
+def test_single_queries_match_batch(topical, pruned):
+    _, queries = topical
+    s, d = pruned.search(queries, 10)
+    for i in (0, 5, 17):
+        si, di = pruned.search(queries[i : i + 1], 10)
+        np.testing.assert_array_equal(di[0], d[i])
+        np.testing.assert_array_equal(si[0], s[i])
+
+
+# -------------------------------------------------------------------------- knobs, edges
+
+
+def test_default_n_postings_scales_with_collection():
+    assert default_n_postings(0) == 64
+    assert default_n_postings(32_000) == 447
+    assert default_n_postings(1_000_000) == 2500
+    assert default_n_postings(4_000_000) == 2 * default_n_postings(1_000_000)
+
+
+def test_static_pruning_keeps_highest_weights(topical):
+    docs, _ = topical
+    index = ApproxIndex.build(docs, n_postings=20, pruning="fixed")
+    a = index.arrays
+    csc = sp.csc_matrix(docs)
+    for t in (0, 3, 99):
+        kept = []
+        for blk in range(a["term_blocks"][t], a["term_blocks"][t + 1]):
+            kept.extend(a["blk_docs"][a["blk_ptr"][blk] : a["blk_ptr"][blk + 1]].tolist())
+        col = csc.getcol(t)
+        w = dict(zip(col.indices.tolist(), col.data.tolist(), strict=True))
+        assert len(kept) == min(20, len(w)) == len(set(kept))
+        if len(w) > 20:
+            cutoff = sorted(w.values(), reverse=True)[19]
+            assert min(w[d] for d in kept) >= cutoff
+
+
+def test_global_pruning_spends_the_budget_on_the_highest_weights(topical):
+    docs, _ = topical
+    index = ApproxIndex.build(docs, n_postings=20, max_fraction=1.5)
+    a = index.arrays
+    kept = np.diff(a["blk_ptr"])
+    per_term = np.add.reduceat(np.r_[kept, 0], a["term_blocks"][:-1])[: docs.shape[1]]
+    per_term[np.diff(a["term_blocks"]) == 0] = 0
+    df = np.diff(sp.csc_matrix(docs).indptr)
+    assert per_term.max() <= 30 and per_term.sum() <= 20 * (df > 0).sum()
+    assert (per_term > 20).any()  # long lists get more than the average
+    # one global weight cut: every kept posting outweighs every dropped one (uncapped lists)
+    csc = sp.csc_matrix(docs)
+    kept_w, dropped_w = [], []
+    for t in range(docs.shape[1]):
+        if per_term[t] == 30 or df[t] == 0:
+            continue
+        blocks = range(a["term_blocks"][t], a["term_blocks"][t + 1])
+        keep = {
+            int(d) for b in blocks for d in a["blk_docs"][a["blk_ptr"][b] : a["blk_ptr"][b + 1]]
+        }
+        col = csc.getcol(t)
+        for d, w in zip(col.indices.tolist(), col.data.tolist(), strict=True):
+            (kept_w if d in keep else dropped_w).append(w)
+    assert min(kept_w) >= max(dropped_w)
+
+
+def test_empty_inputs_and_bad_knobs():
+    docs = sp.csr_matrix((4, 6), dtype=np.float32)
+    index = ApproxIndex.build(docs)
+    s, d = index.search(sp.csr_matrix(np.ones((2, 6), np.float32)), 3)
+    assert (d == -1).all() and np.isneginf(s).all()
+    assert index.search(sp.csr_matrix((0, 6), dtype=np.float32), 3)[0].shape == (0, 3)
+    ones = sp.csr_matrix(np.ones((3, 6), np.float32))
+    full = ApproxIndex.build(ones)
+    assert full.search(ones, 0)[0].shape == (3, 0)
+    for bad in (
+        {"centroid_fraction": 0.0},
+        {"summary_energy": 1.5},
+        {"n_postings": -1},
+        {"cluster_terms": 0},
+        {"heap_factor": 0.0},
+        {"pruning": "nope"},
+        {"max_fraction": 0.5},
+    ):
+        with pytest.raises(ConfigError):
+            ApproxIndex.build(ones, **bad)
+    with pytest.raises(ConfigError):
+        full.search(ones, 2, query_cut=-1)
+    with pytest.raises(ConfigError):
+        full.search(ones, -1)
+
+
+def test_negative_and_zero_query_weights_are_ignored():
+    docs = sp.csr_matrix(np.array([[1.0, 0.0], [0.0, 1.0]], np.float32))
+    index = ApproxIndex.build(docs, **EXACT)
+    q = sp.csr_matrix(np.array([[2.0, -1.0]], np.float32))
+    s, d = index.search(q, 2)
+    assert d.tolist() == [[0, -1]] and s[0, 0] == 2.0
+
+
+# --------------------------------------------------------------------------- persistence
+
+
+@pytest.mark.parametrize("mmap", [True, False])
+def test_save_load_round_trip(tmp_path, topical, pruned, mmap):
+    _, queries = topical
+    pruned.save(tmp_path / "ix")
+    header = json.loads((tmp_path / "ix" / "header.json").read_text())
+    assert header["type"] == "numba_approx"
+    loaded = ApproxIndex.load(tmp_path / "ix", mmap=mmap)
+    assert isinstance(loaded.arrays["fwd_data"], np.memmap) == mmap
+    assert loaded.cfg == pruned.cfg
+    assert_same(loaded.search(queries, 15, threads=2), pruned.search(queries, 15, threads=1))
+    via_registry = load_index(tmp_path / "ix")
+    assert isinstance(via_registry, ApproxIndex)
+    assert via_registry.size_bytes == pruned.size_bytes
+
+
+def test_load_rejects_damaged_folders(tmp_path, pruned):
+    pruned.save(tmp_path / "ix")
+    (tmp_path / "ix" / "sum_vals.npy").write_bytes(b"garbage")
+    with pytest.raises(CacheError, match="sum_vals"):
+        ApproxIndex.load(tmp_path / "ix")
+    pruned.save(tmp_path / "ix")
+    header = json.loads((tmp_path / "ix" / "header.json").read_text())
+    header["n_blocks"] += 1
+    (tmp_path / "ix" / "header.json").write_text(json.dumps(header))
+    with pytest.raises(CacheError, match="does not match"):
+        ApproxIndex.load(tmp_path / "ix")
+    header["format"] = 99
+    (tmp_path / "ix" / "header.json").write_text(json.dumps(header))
+    with pytest.raises(CacheError, match="format"):
+        ApproxIndex.load(tmp_path / "ix")
+
+
+def test_config_builds_through_hydra(topical):
+    from irbench.config import compose, instantiate
+
+    docs, queries = topical
+    cfg = compose(["index=numba_approx", "index.n_postings=50"])
+    index = instantiate(cfg.index)(docs)
+    assert isinstance(index, ApproxIndex)
+    assert index.cfg["n_postings"] == 50 and index.cfg["heap_factor"] == cfg.index.heap_factor
+    assert index.search(queries, 5)[1].shape == (queries.shape[0], 5)
