@@ -14,7 +14,7 @@ from typing import Any
 
 from irbench.errors import ConfigError
 
-GROUPS = ("dataset", "encoder", "index", "fusion", "experiment")
+GROUPS = ("dataset", "encoder", "index", "fusion", "train", "experiment")
 
 
 def config_dir() -> Path:

@@ -75,12 +75,27 @@ def _encoded_entry(cfg: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
 def _index_entry(cfg: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
     from irbench.runs.cache import content_key
 
-    index_cfg = {k: v for k, v in _component_cfg(cfg.index).items() if k != "name"}
-    key = content_key(
-        INDEX_FORMAT, fingerprint.get("docs", fingerprint), encoder.config_key(), index_cfg
-    )
+    search_only = {"name", *search_time_keys(cfg.index)}
+    index_cfg = {k: v for k, v in _component_cfg(cfg.index).items() if k not in search_only}
+    parts = [INDEX_FORMAT, fingerprint.get("docs", fingerprint), encoder.config_key(), index_cfg]
+    if getattr(encoder, "shardable", False):
+        # chunk boundaries decide the encoder's batches, hence the float rounding of the vectors
+        parts.append({"chunk_size": int(cfg.encode.chunk_size)})
+    key = content_key(*parts)
     name = f"{cfg.dataset.name}.{cfg.encoder.name}.{cfg.index.name}.{key}"
     return Path(cfg.cache_dir) / "index" / name
+
+
+def search_time_keys(index_cfg: Any) -> tuple[str, ...]:
+    """Index settings that only steer search (the index class's ``search_keys``, e.g. FAISS
+    ``nprobe``/``ef_search``): left out of the cache key, applied to the loaded index."""
+    from hydra.utils import get_method
+
+    try:
+        owner = getattr(get_method(str(index_cfg.get("_target_"))), "__self__", None)
+    except Exception:  # an unknown target fails later, with instantiate's own message
+        return ()
+    return tuple(getattr(owner, "search_keys", ()))
 
 
 class ShardsPending(IrbenchError):
@@ -195,6 +210,9 @@ def build_index(
     reused, info = get_or_build(entry, build, on_corrupt=on_corrupt)
     encoder.load(entry / "encoder")
     index = load_index(entry / "index")
+    knobs = {k: cfg.index[k] for k in search_time_keys(cfg.index) if k in cfg.index}
+    if knobs:
+        index.configure(**knobs)
     check_vocabulary(encoder, index)
     docnos = (entry / "docnos.txt").read_text(encoding="utf-8").splitlines()
     record.update(
@@ -244,6 +262,7 @@ def search(cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] 
     encode_s = search_s = 0.0
     results = []
     sparsity = SparsityStats(handle)
+    docnos = np.asarray(handle.docnos, dtype=object)
     if queries:  # warm-up (JIT loading, lazy tables) so that the timings below are steady-state
         handle.index.search(handle.encoder.encode_queries(queries[:1]), depth, threads=threads)
     for start in track(
@@ -260,17 +279,14 @@ def search(cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] 
         sparsity.add_queries(qvecs)
         for row, q in enumerate(batch):
             valid = idx[row] >= 0
-            ranked = [
-                (handle.docnos[d], float(s))
-                for d, s in zip(
-                    idx[row][valid].tolist(),
-                    scores[row][valid].astype(np.float64).tolist(),
-                    strict=True,
-                )
-            ]
+            names = docnos[idx[row][valid]]
+            values = scores[row][valid].astype(np.float64)
             if drop_self:
-                ranked = [h for h in ranked if h[0] != q.query_id]
-            results.append((q.query_id, ranked[:k]))
+                keep = names != q.query_id
+                names, values = names[keep], values[keep]
+            results.append(
+                (q.query_id, list(zip(names[:k].tolist(), values[:k].tolist(), strict=True)))
+            )
     n = max(len(queries), 1)
     record.update(
         {
@@ -415,7 +431,13 @@ def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) ->
 
 
 def efficiency_stats(manifest: dict[str, Any]) -> dict[str, Any]:
-    """Index size, sparsity, FLOPS and query latency, from what the stages recorded."""
+    """Index size, sparsity, FLOPS and query latency, from what the stages recorded.
+
+    A fused run costs its inputs together: latency and index size are their sums (the
+    inputs run one after the other); sparsity and FLOPS, per model, are left out.
+    """
+    if manifest.get("input_stats"):
+        return _sum_stats(manifest["input_stats"])
     index = manifest.get("index", {})
     retrieve = manifest.get("stages", {}).get("retrieve", {})
     keys = ("n_docs", "avg_doc_nnz", "avg_query_nnz", "flops", "ms_per_query", "queries")
@@ -426,6 +448,20 @@ def efficiency_stats(manifest: dict[str, Any]) -> dict[str, Any]:
         stats["qps"] = round(1000 / retrieve["ms_per_query"], 1)
         stats["threads"] = retrieve.get("threads")
     return {k: v for k, v in stats.items() if v is not None}
+
+
+def _sum_stats(inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    stats: dict[str, Any] = {"inputs": len(inputs)}
+    for key in ("ms_per_query", "index_mb"):
+        values = [s.get(key) for s in inputs]
+        if values and all(v is not None for v in values):
+            stats[key] = round(sum(values), 4)
+    if stats.get("ms_per_query"):
+        stats["qps"] = round(1000 / stats["ms_per_query"], 1)
+    for key in ("n_docs", "queries", "threads"):
+        if inputs and inputs[0].get(key) is not None:
+            stats[key] = inputs[0][key]
+    return stats
 
 
 def _sha(text: str) -> str:
@@ -443,6 +479,13 @@ def run(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[s
     seed_everything(int(cfg.seed))
     stages: dict[str, Any] = {}
     details: dict[str, Any] = {}
+    # -- training (train=...): train or reuse run_dir/checkpoint, then evaluate that model ------
+    if cfg.get("train"):
+        from irbench.train import train_then_point
+
+        with stage(stages, "train") as info:
+            cfg = train_then_point(cfg, info)
+    # -------------------------------------------------------------------------------------------
     with stage(stages, "index") as info:
         handle = build_index(cfg, details, on_corrupt=on_corrupt)
         info["cached"] = handle.reused
@@ -487,5 +530,12 @@ def run_fused(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], 
         info["inputs"] = {str(p): sha256_file(p / "run.trec") for p in inputs}
     with stage(stages, "eval") as info:
         result = evaluate(cfg, run_path, None, info)
-    write_manifest(cfg, stages, {"fusion": OmegaConf.to_container(fusion, resolve=True)})
+    input_stats = []
+    for p in inputs:
+        try:
+            input_stats.append(json.loads((p / "stats.json").read_text()))
+        except (OSError, ValueError):
+            input_stats.append({})
+    details = {"fusion": OmegaConf.to_container(fusion, resolve=True), "input_stats": input_stats}
+    write_manifest(cfg, stages, details)
     return result.aggregate, {"evaluation": result, "run": run_path, "inputs": inputs}

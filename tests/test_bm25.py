@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from irbench.encoders.analyzer import LUCENE_STOP_WORDS, Analyzer, lucene_porter, tokenize
 from irbench.encoders.bm25 import (
     LENGTH_TABLE,
+    SMALL_BATCH,
     BM25Encoder,
     byte4_to_int,
     int_to_byte4,
@@ -340,6 +341,31 @@ def test_query_weighting() -> None:
     assert enc.encode_queries([]).shape == (0, 3)
     with pytest.raises(ConfigError):
         BM25Encoder(query_weighting="tfidf")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    queries=st.lists(
+        st.lists(st.sampled_from(WORDS + ["oov", "the"]), max_size=8).map(" ".join), max_size=40
+    ),
+    binary=st.booleans(),
+)
+def test_query_rows_equal_a_counter_reference(queries: list[str], binary: bool) -> None:
+    # encode_queries builds small and large batches on different code paths: both must give
+    # the term counts (or 1) of a plain Counter over the analysed terms
+    enc = plain_encoder(query_weighting="binary" if binary else "count")
+    encode(enc, [Doc(str(i), w) for i, w in enumerate(WORDS)])
+    col = {t: i for i, t in enumerate(enc.terms)}
+    expected = np.zeros((len(queries), enc.vocab_size), np.float32)
+    for row, text in enumerate(queries):
+        for term, n in Counter(enc.analyzer(text)).items():
+            if term in col:
+                expected[row, col[term]] = 1 if binary else n
+    for copies in (1, SMALL_BATCH + 1):  # the large path too, whatever the drawn size
+        qs = [Query(str(i), t) for i, t in enumerate(queries * copies)]
+        q = enc.encode_queries(qs)
+        assert q.dtype == np.float32 and q.has_canonical_format
+        np.testing.assert_array_equal(q.toarray(), np.tile(expected, (copies, 1)))
 
 
 # -- persistence, determinism, protocol ------------------------------------------------------------

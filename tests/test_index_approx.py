@@ -316,8 +316,8 @@ def test_save_load_round_trip(tmp_path, topical, pruned, mmap):
 
 def test_load_rejects_damaged_folders(tmp_path, pruned):
     pruned.save(tmp_path / "ix")
-    (tmp_path / "ix" / "sum_vals.npy").write_bytes(b"garbage")
-    with pytest.raises(CacheError, match="sum_vals"):
+    (tmp_path / "ix" / "ent_val.npy").write_bytes(b"garbage")
+    with pytest.raises(CacheError, match="ent_val"):
         ApproxIndex.load(tmp_path / "ix")
     pruned.save(tmp_path / "ix")
     header = json.loads((tmp_path / "ix" / "header.json").read_text())

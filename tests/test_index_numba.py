@@ -270,6 +270,22 @@ def test_progress_and_bad_arguments():
         index.search(docs[:2], -1)
 
 
+@pytest.mark.parametrize("quantize", [None, "uint8", "uint16"])
+def test_streaming_build_over_blocks_equals_one_build(medium, quantize):
+    docs, queries = medium
+    cuts = [0, 1, 700, 700, 2999, 3000]  # an empty block and a one-row block included
+    blocks = [docs[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    whole = NumbaIndex.build(docs, quantize=quantize)
+    streamed = NumbaIndex.build_streaming(lambda: iter(blocks), 400, quantize=quantize)
+    assert streamed.scale == whole.scale and streamed.n_docs == whole.n_docs
+    for name in ("offsets", "doc_ids", "weights"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(whole, name))
+    assert_same(streamed.search(queries, 10), brute_force(docs, queries, 10, quantize))
+    calls = iter([blocks, blocks[:-1]])
+    with pytest.raises(ValueError, match="different blocks"):
+        NumbaIndex.build_streaming(lambda: iter(next(calls)), 400)
+
+
 def test_search_restores_thread_count(medium):
     docs, queries = medium
     index = NumbaIndex.build(docs)

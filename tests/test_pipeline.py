@@ -240,3 +240,9 @@ def test_fusion_inside_run_fuses_two_complete_input_runs(beir_dir, workdir):
     first = [r[2] for r in rows if r[0] == rows[0][0]]
     want = sorted(expected[rows[0][0]].items(), key=lambda h: (-h[1], h[0]))
     assert [d for d, _ in want[: len(first)]] == first
+    # the fused run's cost is its inputs' together: latency and index size add up
+    stats = json.loads((run_dir / "stats.json").read_text())
+    parts = [json.loads((p / "stats.json").read_text()) for p in inputs]
+    assert stats["ms_per_query"] == pytest.approx(sum(p["ms_per_query"] for p in parts), abs=1e-3)
+    assert stats["index_mb"] == pytest.approx(sum(p["index_mb"] for p in parts), abs=1e-3)
+    assert stats["qps"] == pytest.approx(1000 / stats["ms_per_query"], rel=1e-3)

@@ -215,6 +215,8 @@ def vectors_from_cache(cfg: Any, echo: Callable[[str], None] = print) -> VectorS
 
 APPROX_SEARCH = [
     {"query_cut": 5, "heap_factor": 0.9},
+    {"query_cut": 6, "heap_factor": 0.9},
+    {"query_cut": 7, "heap_factor": 0.9},
     {"query_cut": 8, "heap_factor": 0.9},
     {"query_cut": 10, "heap_factor": 0.9},
     {"query_cut": 10, "heap_factor": 0.8},

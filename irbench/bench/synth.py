@@ -23,7 +23,7 @@ from ``(seed, chunk)``: the corpus depends on the seed only, not on the thread c
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -75,7 +75,8 @@ def _gen_doc(
 
 @njit(cache=True, nogil=True, parallel=True)
 def _generate(
-    n_docs,
+    d_start,
+    d_stop,
     seed,
     lengths,
     mean_nnz,
@@ -89,19 +90,23 @@ def _generate(
     out_t,
     out_w,
 ):  # pragma: no cover
-    """Count (``out_t`` empty: writes each doc's nnz to ``doc_ptr[d + 1]``) or fill."""
-    n_chunks = (n_docs + CHUNK - 1) // CHUNK
+    """Docs [d_start, d_stop) (``d_start`` a multiple of CHUNK): count (``out_t`` empty:
+    writes doc ``d``'s nnz to ``doc_ptr[d - d_start + 1]``) or fill."""
+    c0 = d_start // CHUNK
+    n_chunks = (d_stop - c0 * CHUNK + CHUNK - 1) // CHUNK
     count_only = out_t.shape[0] == 0
-    for c in prange(n_chunks):
+    for ci in prange(n_chunks):
+        c = c0 + ci
         np.random.seed(seed * 1_000_003 + c)
-        for d in range(c * CHUNK, min(n_docs, (c + 1) * CHUNK)):
+        for d in range(c * CHUNK, min(d_stop, (c + 1) * CHUNK)):
             n_target = lengths[np.random.randint(0, lengths.shape[0])]
+            r = d - d_start
             if count_only:
-                doc_ptr[d + 1] = _gen_doc(
+                doc_ptr[r + 1] = _gen_doc(
                     n_target, mean_nnz, b_start, b_pmax, terms, f, col_ptr, col_w, out_t, out_w, 0
                 )
             else:
-                o0 = doc_ptr[d]
+                o0 = doc_ptr[r]
                 o1 = _gen_doc(
                     n_target, mean_nnz, b_start, b_pmax, terms, f, col_ptr, col_w, out_t, out_w,
                     o0,
@@ -111,6 +116,78 @@ def _generate(
                 out_w[o0:o1] = out_w[o0:o1][order]
 
 
+class Synthesizer:
+    """The statistics of a real corpus, ready to generate any range of synthetic docs.
+
+    Doc ``d`` depends only on ``(seed, d)``: ``block(a, b)`` equals rows ``a:b`` of
+    ``block(0, n)``, so a corpus larger than memory can be generated block by block (e.g.
+    twice, for :meth:`irbench.index.numba.NumbaIndex.build_streaming`).
+    """
+
+    def __init__(self, real: VectorSet, seed: int = 0):
+        docs = sp.csr_matrix(real.docs, dtype=np.float32)
+        docs.eliminate_zeros()
+        n_real, self.n_terms = docs.shape
+        if n_real == 0 or docs.nnz == 0:
+            raise ValueError(f"{real.name}: no doc vectors to follow")
+        self.real = real
+        self.seed = int(seed)
+        lengths = np.diff(docs.indptr).astype(np.int64)
+        mean_nnz = float(lengths.mean())
+        csc = docs.tocsc()
+        csc.sort_indices()
+        col_ptr = csc.indptr.astype(np.int64)
+        col_w = csc.data.astype(np.float32)
+        df = np.diff(col_ptr)
+        present = np.nonzero(df)[0]
+        f_all = df[present] / n_real
+        # buckets by f in powers of two (largest first); terms sorted by f inside a bucket
+        bucket = np.floor(-np.log2(f_all)).astype(np.int64)
+        order = np.lexsort((-f_all, bucket))
+        terms = present[order].astype(np.int64)
+        f = f_all[order].astype(np.float64)
+        bucket = bucket[order]
+        edges = np.r_[0, np.nonzero(np.diff(bucket))[0] + 1, len(bucket)].astype(np.int64)
+        b_pmax = np.array([f[edges[i]] for i in range(len(edges) - 1)], dtype=np.float64)
+        self._args = (lengths, mean_nnz, edges, b_pmax, terms, f, col_ptr, col_w)
+
+    def block(self, d_start: int, d_stop: int) -> sp.csr_matrix:
+        """Synthetic docs ``[d_start, d_stop)`` as CSR (``d_start`` a multiple of CHUNK)."""
+        if d_start % CHUNK or d_stop < d_start:
+            raise ValueError(f"block({d_start}, {d_stop}): start must be a multiple of {CHUNK}")
+        n = d_stop - d_start
+        doc_ptr = np.zeros(n + 1, dtype=np.int64)
+        empty_t = np.empty(0, dtype=np.int32)
+        empty_w = np.empty(0, dtype=np.float32)
+        _generate(d_start, d_stop, self.seed, *self._args, doc_ptr, empty_t, empty_w)
+        np.cumsum(doc_ptr, out=doc_ptr)
+        nnz = int(doc_ptr[-1])
+        out_t = np.empty(nnz, dtype=np.int32)
+        out_w = np.empty(nnz, dtype=np.float32)
+        _generate(d_start, d_stop, self.seed, *self._args, doc_ptr, out_t, out_w)
+        m = sp.csr_matrix((out_w, out_t, doc_ptr), shape=(n, self.n_terms))
+        m.has_sorted_indices = True  # sorted per doc by _generate
+        return m
+
+    def blocks(self, n_docs: int, block_docs: int = 64 * CHUNK) -> Iterator[sp.csr_matrix]:
+        """Docs ``[0, n_docs)`` in consecutive blocks of ``block_docs`` (a multiple of CHUNK)."""
+        step = max(CHUNK, block_docs // CHUNK * CHUNK)
+        for d0 in range(0, n_docs, step):
+            yield self.block(d0, min(n_docs, d0 + step))
+
+    def vector_set(self, docs: sp.csr_matrix) -> VectorSet:
+        """``docs`` with the real queries, as a VectorSet named after the source."""
+        n = int(docs.shape[0])
+        return VectorSet(
+            f"synth{n}-{self.real.name}",
+            docs,
+            self.real.queries,
+            [str(i) for i in range(n)],
+            list(self.real.qids),
+            [],
+        )
+
+
 def synthesize(
     real: VectorSet,
     n_docs: int,
@@ -118,48 +195,6 @@ def synthesize(
     echo: Callable[[str], None] = print,
 ) -> VectorSet:
     """``n_docs`` synthetic doc vectors following ``real`` (see the module docstring)."""
-    docs = sp.csr_matrix(real.docs, dtype=np.float32)
-    docs.eliminate_zeros()
-    n_real, n_terms = docs.shape
-    if n_real == 0 or docs.nnz == 0:
-        raise ValueError(f"{real.name}: no doc vectors to follow")
-    lengths = np.diff(docs.indptr).astype(np.int64)
-    mean_nnz = float(lengths.mean())
-    csc = docs.tocsc()
-    csc.sort_indices()
-    col_ptr = csc.indptr.astype(np.int64)
-    col_w = csc.data.astype(np.float32)
-    df = np.diff(col_ptr)
-    present = np.nonzero(df)[0]
-    f_all = df[present] / n_real
-    # buckets by f in powers of two (largest first); terms sorted by f inside a bucket
-    bucket = np.floor(-np.log2(f_all)).astype(np.int64)
-    order = np.lexsort((-f_all, bucket))
-    terms = present[order].astype(np.int64)
-    f = f_all[order].astype(np.float64)
-    bucket = bucket[order]
-    edges = np.r_[0, np.nonzero(np.diff(bucket))[0] + 1, len(bucket)].astype(np.int64)
-    b_pmax = np.array([f[edges[i]] for i in range(len(edges) - 1)], dtype=np.float64)
-
-    doc_ptr = np.zeros(n_docs + 1, dtype=np.int64)
-    empty_t = np.empty(0, dtype=np.int32)
-    empty_w = np.empty(0, dtype=np.float32)
-    echo(f"synth: counting {n_docs:,} docs ...")
-    args = (lengths, mean_nnz, edges, b_pmax, terms, f, col_ptr, col_w)
-    _generate(n_docs, seed, *args, doc_ptr, empty_t, empty_w)
-    np.cumsum(doc_ptr, out=doc_ptr)
-    nnz = int(doc_ptr[-1])
-    echo(f"synth: writing {nnz:,} postings ...")
-    out_t = np.empty(nnz, dtype=np.int32)
-    out_w = np.empty(nnz, dtype=np.float32)
-    _generate(n_docs, seed, *args, doc_ptr, out_t, out_w)
-    synth = sp.csr_matrix((out_w, out_t, doc_ptr), shape=(n_docs, n_terms))
-    synth.has_sorted_indices = True  # sorted per doc by _generate
-    return VectorSet(
-        f"synth{n_docs}-{real.name}",
-        synth,
-        real.queries,
-        [str(i) for i in range(n_docs)],
-        list(real.qids),
-        [],
-    )
+    synth = Synthesizer(real, seed)
+    echo(f"synth: generating {n_docs:,} docs ...")
+    return synth.vector_set(synth.block(0, n_docs))

@@ -180,6 +180,9 @@ register_report(app)
 from irbench.cli.bench_index import register_synth  # noqa: E402
 
 register_synth(app)
+from irbench.cli.train import register as register_train  # noqa: E402
+
+register_train(app)
 
 
 def main() -> None:

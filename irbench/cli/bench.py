@@ -112,3 +112,7 @@ def bm25(
 from irbench.cli.bench_index import register as _register_index  # noqa: E402
 
 _register_index(bench_app)
+
+from irbench.cli.bench_encode import register as _register_encode  # noqa: E402
+
+_register_encode(bench_app)

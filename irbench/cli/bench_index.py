@@ -163,11 +163,61 @@ def synth_cmd(
     typer.echo(f"wrote {output}: {vs.describe()}")
 
 
+def bench_scale_cmd(
+    source: Annotated[
+        list[Path],
+        typer.Option("--from", help="Real vectors (.npz) whose statistics to follow; repeatable"),
+    ],
+    n_docs: Annotated[
+        list[int] | None,
+        typer.Option("--docs", help="Corpus sizes; repeatable (default 100k, 1M, 10M)"),
+    ] = None,
+    k: Annotated[int, typer.Option(help="Hits per query")] = 10,
+    quantize: Annotated[
+        str | None, typer.Option(help="Index weights: uint8 or uint16 (default float32)")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the synthetic corpus")] = 0,
+    max_queries: Annotated[int | None, typer.Option(help="Use only the first N queries")] = None,
+    min_seconds: Annotated[float, typer.Option(help="Least seconds timed per measurement")] = 1.0,
+    out: Annotated[Path, typer.Option(help="Folder for bench.json and bench.md")] = Path(
+        "runs/bench/scale"
+    ),
+) -> None:
+    """Exact index at growing synthetic corpus sizes, built by streaming (never holding the
+    corpus): build time, index size, peak memory, QPS and latency per size."""
+    import json
+
+    from irbench.bench import scale, timing
+    from irbench.bench.index import concat, load_vectors
+    from irbench.runs.atomic import write_text
+
+    real = concat([load_vectors(p) for p in source])
+    sizes = n_docs or [100_000, 1_000_000, 10_000_000]
+    rows = scale.bench_scale(
+        real, sizes, k=k, quantize=quantize, seed=seed, max_queries=max_queries,
+        min_seconds=min_seconds, echo=_echo,
+    )  # fmt: skip
+    meta = {
+        "source": real.describe(),
+        "machine": timing.describe_machine(),
+        "command": _command_line(["bench", "scale"]),
+        "quantize": quantize,
+        "seed": seed,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(out / "bench.json", json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    md = scale.to_markdown(rows, meta) + "\n" + "\n".join(f"- {g}" for g in scale.growth(rows))
+    write_text(out / "bench.md", md + "\n")
+    typer.echo(md)
+    typer.echo(f"wrote {out / 'bench.json'} and bench.md")
+
+
 def register(bench_app: typer.Typer) -> None:
     """Add ``index`` and ``vectors`` to ``irbench bench``."""
     epilog = groups_help()
     bench_app.command("index", epilog=epilog)(handle_errors(bench_index_cmd))
     bench_app.command("vectors", epilog=epilog)(handle_errors(bench_vectors_cmd))
+    bench_app.command("scale")(handle_errors(bench_scale_cmd))
 
 
 def register_synth(app: typer.Typer) -> None:

@@ -39,6 +39,9 @@ __all__ = [
     "lucene_doc_length",
 ]
 
+#: Up to this many queries, encode_queries builds rows with dicts; above, with numpy.
+SMALL_BATCH = 16
+
 #: Version of the vectors and of the saved folder; bump when either changes.
 FORMAT_VERSION = 1
 
@@ -255,30 +258,66 @@ class BM25Encoder:
                 "BM25Encoder has no vocabulary: run encode_corpus(docs) or load(path) first"
             )
         term_lists = self.analyzer.analyze_many([q.text for q in queries])
+        if len(term_lists) <= SMALL_BATCH:
+            out = self._rows_small(term_lists)
+        else:
+            out = self._rows_large(term_lists)
+        out.has_sorted_indices = True
+        return out
+
+    def _rows_small(self, term_lists: list[list[str]]) -> sp.csr_matrix:
+        """CSR rows for a few queries: per-row dicts (numpy's per-call overhead dominates)."""
         get = self._vocab.get
-        rows: list[int] = []
-        cols: list[int] = []
-        for row, terms in enumerate(term_lists):
+        binary = self.query_weighting == "binary"
+        indices: list[int] = []
+        data: list[int] = []
+        indptr = [0]
+        for terms in term_lists:
+            counts: dict[int, int] = {}
             for term in terms:
                 tid = get(term)
                 if tid is not None:
-                    rows.append(row)
-                    cols.append(tid)
-        width = max(self.vocab_size, 1)
-        keys, counts = np.unique(
-            np.asarray(rows, dtype=np.int64) * width + np.asarray(cols, dtype=np.int64),
-            return_counts=True,
-        )  # sorted by (row, term id): canonical CSR order
+                    counts[tid] = counts.get(tid, 0) + 1
+            ids = sorted(counts)  # canonical CSR order: term ids ascending within a row
+            indices.extend(ids)
+            data.extend([1] * len(ids) if binary else [counts[t] for t in ids])
+            indptr.append(len(indices))
+        return sp.csr_matrix(
+            (
+                np.array(data, dtype=np.float32),
+                np.array(indices, dtype=np.int32),
+                np.array(indptr, dtype=np.int32),
+            ),
+            shape=(len(term_lists), self.vocab_size),
+        )
+
+    def _rows_large(self, term_lists: list[list[str]]) -> sp.csr_matrix:
+        """CSR rows for many queries: one vectorised pass over all terms."""
         n = len(term_lists)
-        indptr = np.zeros(n + 1, dtype=np.int64)
+        lengths = np.fromiter(map(len, term_lists), dtype=np.int64, count=n)
+        flat = itertools.chain.from_iterable(term_lists)
+        ids = np.fromiter(map(self._vocab.get, flat, itertools.repeat(-1)), dtype=np.int64)
+        rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        known = ids >= 0
+        width = max(self.vocab_size, 1)
+        keys = rows[known] * width + ids[known]
+        keys.sort()  # canonical CSR order: (row, term id)
+        if len(keys):
+            first = np.empty(len(keys), dtype=bool)
+            first[0] = True
+            np.not_equal(keys[1:], keys[:-1], out=first[1:])
+            starts = np.flatnonzero(first)
+            counts = np.diff(np.append(starts, len(keys)))
+            keys = keys[starts]
+        else:
+            counts = np.zeros(0, dtype=np.int64)
+        indptr = np.zeros(n + 1, dtype=np.int32)
         np.cumsum(np.bincount(keys // width, minlength=n), out=indptr[1:])
         data = np.ones(len(keys), np.float32) if self.query_weighting == "binary" else counts
-        out = sp.csr_matrix(
+        return sp.csr_matrix(
             (data.astype(np.float32), (keys % width).astype(np.int32), indptr),
             shape=(n, self.vocab_size),
         )
-        out.has_sorted_indices = True
-        return out
 
     # -- persistence -------------------------------------------------------------------------------
     def save(self, path: Path) -> None:

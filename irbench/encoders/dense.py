@@ -9,7 +9,9 @@ sentence-transformers and MTEB alike), each side truncated at its own max length
 
 Texts are tokenised once, sorted by token length within windows of ``sort_window`` texts and
 encoded in batches of ``batch_size`` (little padding), under ``torch.inference_mode``; the
-original order is restored before vectors are returned. On GPU, bf16 autocast is on by default
+original order is restored before vectors are returned. On CPU the batches run in
+``torch.get_num_threads()`` worker threads with single-threaded torch ops each
+(:func:`irbench.encoders.hf.map_batches`). On GPU, bf16 autocast is on by default
 (``autocast: auto``); on CPU it is off (it changes the vectors; its CPU speed and quality
 effect have not been measured).
 """
@@ -18,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -177,7 +178,7 @@ class DenseEncoder:
         while True:
             window = []
             for doc in it:
-                window.append(self.doc_prefix + doc.full_text().strip())
+                window.append(self.doc_text(doc))
                 if len(window) == self.sort_window:
                     break
             if not window:
@@ -186,6 +187,22 @@ class DenseEncoder:
             yielded = True
         if not yielded:
             yield np.zeros((0, self.dim), dtype=np.float32)
+
+    def doc_text(self, doc: Doc) -> str:
+        """The text a doc is encoded from: ``doc_prefix + (title + " " + text).strip()``."""
+        return self.doc_prefix + doc.full_text().strip()
+
+    def effective_max_length(self, side: str = "doc") -> int | None:
+        """A side's truncation in tokens, capped by the model's and the tokenizer's limits."""
+        if side not in ("doc", "query"):
+            raise ValueError(f"side must be 'doc' or 'query', got {side!r}")
+        return self._limit(self.doc_max_length if side == "doc" else self.query_max_length)
+
+    def token_counts(self, texts: Sequence[str], side: str = "doc") -> np.ndarray:
+        """Tokens per (already prefixed) text after truncation, special tokens included."""
+        length = self.doc_max_length if side == "doc" else self.query_max_length
+        ids = self._tokenize(list(texts), length)
+        return np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
 
     def encode_queries(self, queries: Sequence[Query]) -> np.ndarray:
         """float32 ``[n, dim]`` in query order."""
@@ -266,18 +283,8 @@ class DenseEncoder:
         known = [x for x in limits if x is not None]
         return min(known) if known else None
 
-    def _tokenize(self, texts: list[str], max_length: int | None) -> list[list[int]]:
-        ml = self._limit(max_length)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            enc = self._load_tokenizer()(
-                texts,
-                truncation=ml is not None,
-                max_length=ml,
-                return_attention_mask=False,
-                return_token_type_ids=False,
-            )
-        return enc["input_ids"]
+    def _tokenize(self, texts: list[str], max_length: int | None) -> list[np.ndarray]:
+        return hf.token_ids(self._load_tokenizer(), texts, self._limit(max_length))
 
     def _autocast(self) -> Any:
         if self.autocast is None:
@@ -298,9 +305,11 @@ class DenseEncoder:
         pad = self._load_tokenizer().pad_token_id or 0
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         order = np.argsort(-lengths, kind="stable")  # longest first: little padding
-        out = np.empty((len(ids), dim), dtype=np.float32)
-        for start in range(0, len(ids), self.batch_size):
-            rows = order[start : start + self.batch_size]
+        batches = [order[s : s + self.batch_size] for s in range(0, len(ids), self.batch_size)]
+
+        def run(rows: np.ndarray, single_thread: bool) -> np.ndarray:
+            if single_thread:
+                torch.set_num_threads(1)  # this worker's OpenMP team (per-thread setting)
             width = max(int(lengths[rows].max()), 1)
             batch = torch.full((len(rows), width), pad, dtype=torch.long)
             mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -308,14 +317,20 @@ class DenseEncoder:
                 batch[r, : lengths[i]] = torch.as_tensor(ids[i], dtype=torch.long)
                 mask[r, : lengths[i]] = 1
             batch, mask = batch.to(self.device), mask.to(self.device)
-            with torch.inference_mode(), self._autocast():
+            with torch.inference_mode(), self._autocast():  # both thread-local
                 hidden = self._module(input_ids=batch, attention_mask=mask)[0]
                 vecs = pool(hidden, mask, self.pooling)
                 if self.normalize:
                     vecs = torch.nn.functional.normalize(vecs, p=2, dim=1)
-            out[rows] = vecs.float().cpu().numpy()
-            if report and self.progress:
-                self.progress(len(rows))
+            return vecs.float().cpu().numpy()
+
+        parts = hf.map_batches(
+            run, batches, self.device, self.progress if report else None,
+            [len(rows) for rows in batches],
+        )  # fmt: skip
+        out = np.empty((len(ids), dim), dtype=np.float32)
+        for rows, vecs in zip(batches, parts, strict=True):
+            out[rows] = vecs
         return out
 
     def __repr__(self) -> str:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -164,7 +163,25 @@ class SparseNeuralEncoder:
         self._check_fitted(self.doc)
         it = iter(docs)
         while window := list(itertools.islice(it, self.sort_window)):
-            yield self._encode(self.doc, [d.full_text() for d in window], report=True)
+            yield self._encode(self.doc, [self.doc_text(d) for d in window], report=True)
+
+    @staticmethod
+    def doc_text(doc: Doc) -> str:
+        """The text a doc is encoded from (title, space, text)."""
+        return doc.full_text()
+
+    def effective_max_length(self, side: str = "doc") -> int | None:
+        """A side's truncation in tokens: ``max_length``, or the model's limit when null."""
+        return self._max_length(self._side(side))
+
+    def token_counts(self, texts: Sequence[str], side: str = "doc") -> np.ndarray:
+        """Tokens per text after truncation, special tokens included (what the model sees)."""
+        ids = self._tokenize(self._side(side), list(texts))
+        return np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+
+    def special_token_ids(self) -> np.ndarray:
+        """Vocabulary ids of the special tokens (never terms)."""
+        return np.flatnonzero(self._special_mask(self._tokenizer(self.doc)))
 
     def encode_queries(self, queries: Sequence[Query]) -> sp.csr_matrix:
         self._check_fitted(self.query)
@@ -172,7 +189,7 @@ class SparseNeuralEncoder:
 
     def encode_texts(self, texts: Sequence[str], side: str = "doc") -> sp.csr_matrix:
         """Encode raw strings with one side (``"query"`` or ``"doc"``)."""
-        cfg = self.doc if side == "doc" else self.query
+        cfg = self._side(side)
         self._check_fitted(cfg)
         return self._encode(cfg, list(texts))
 
@@ -238,6 +255,11 @@ class SparseNeuralEncoder:
             self._module(cfg)
 
     # -- internals ---------------------------------------------------------------------------------
+    def _side(self, side: str) -> SideConfig:
+        if side not in ("doc", "query"):
+            raise ValueError(f"side must be 'doc' or 'query', got {side!r}")
+        return self.doc if side == "doc" else self.query
+
     def _check_fitted(self, side: SideConfig) -> None:
         if side.head == "idf" and self.idf is None:
             raise IrbenchError(
@@ -278,15 +300,8 @@ class SparseNeuralEncoder:
                 limit = min(limit or positions, int(positions))
         return limit
 
-    def _tokenize(self, side: SideConfig, texts: list[str]) -> list[list[int]]:
-        ml = self._max_length(side)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            enc = self._tokenizer(side)(
-                texts, truncation=ml is not None, max_length=ml, return_attention_mask=False,
-                return_token_type_ids=False,
-            )  # fmt: skip
-        return enc["input_ids"]
+    def _tokenize(self, side: SideConfig, texts: list[str]) -> list[np.ndarray]:
+        return hf.token_ids(self._tokenizer(side), texts, self._max_length(side))
 
     def _model(self, side: SideConfig) -> Any:
         """The loaded model of a side's backbone: a masked-LM model when any side with this

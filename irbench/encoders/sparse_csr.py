@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import numpy as np
@@ -35,7 +34,11 @@ def term_vectors(
     """Input-token vectors: weight 1 (binary) or idf, combined per token by max or sum."""
     n = len(ids)
     lengths = np.fromiter(map(len, ids), dtype=np.int64, count=n)
-    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    flat = (
+        np.concatenate([np.asarray(x, dtype=np.int64) for x in ids])
+        if n
+        else np.zeros(0, dtype=np.int64)
+    )
     rows = np.repeat(np.arange(n, dtype=np.int64), lengths)
     keep = ~special[flat]
     keys, counts = np.unique((rows[keep] << 32) | flat[keep], return_counts=True)

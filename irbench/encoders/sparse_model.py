@@ -81,9 +81,10 @@ def encode_sorted(
     rows put back in order. Special-token columns are dropped.
 
     On CPU, batches run concurrently in ``torch.get_num_threads()`` worker threads, each with
-    single-threaded torch ops: the fused projection is many small ops, and OpenMP teams that
-    meet at a barrier after every op lose most of their time as soon as another process
-    shares the cores (measured 14 vs 95 GFLOP/s on 2 shared cores); independent workers do not.
+    single-threaded torch ops (:func:`irbench.encoders.hf.map_batches`): the fused projection
+    is many small ops, and OpenMP teams that meet at a barrier after every op lose most of
+    their time as soon as another process shares the cores (measured 14 vs 95 GFLOP/s on 2
+    shared cores); independent workers do not.
     """
     import torch
 
@@ -94,7 +95,7 @@ def encode_sorted(
     special_t = torch.as_tensor(special, device=device)
     batches = [order[s : s + batch_size] for s in range(0, len(ids), batch_size)]
 
-    def run(rows: np.ndarray, single_thread: bool = False) -> sp.csr_matrix:
+    def run(rows: np.ndarray, single_thread: bool) -> sp.csr_matrix:
         if single_thread:
             torch.set_num_threads(1)  # this worker's OpenMP team (per-thread setting)
         width = int(lengths[rows].max())
@@ -114,28 +115,7 @@ def encode_sorted(
             dense[:, special_t] = 0.0
             return dense_to_csr(dense, vocab)
 
-    workers = min(torch.get_num_threads(), len(batches)) if device == "cpu" else 1
-    parts: list[sp.csr_matrix] = []
-    if workers > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        threads = torch.get_num_threads()
-        try:
-            torch.set_num_threads(1)  # MKL's setting is process-wide
-            with ThreadPoolExecutor(workers, thread_name_prefix="irbench-encode") as pool:
-                for rows, part in zip(
-                    batches, pool.map(lambda r: run(r, True), batches), strict=True
-                ):
-                    parts.append(part)
-                    if progress is not None:
-                        progress(len(rows))
-        finally:
-            torch.set_num_threads(threads)
-    else:
-        for rows in batches:
-            parts.append(run(rows))
-            if progress is not None:
-                progress(len(rows))
+    parts = hf.map_batches(run, batches, device, progress, [len(rows) for rows in batches])
     if not parts:
         return sp.csr_matrix((0, vocab), dtype=np.float32)
     stacked = sp.vstack(parts, format="csr", dtype=np.float32)

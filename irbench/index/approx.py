@@ -49,7 +49,7 @@ from irbench.index import approx_kernels as ak
 from irbench.index import kernels
 from irbench.index.base import atomic_folder, read_header, write_header
 
-FORMAT = 1
+FORMAT = 2  # 2: summaries stored component-major per posting list
 SLACK = 1.0 + 1e-4  # relative slack on summary bounds (float32 rounding)
 #: queries with fewer positive terms look weights up through a uint8 slot table (L1-sized);
 #: longer ones through a float32 array over the vocabulary (same products either way)
@@ -64,9 +64,12 @@ _ARRAYS = {
     "blk_ptr": (np.int64, 1),
     "blk_docs": (np.uint32, 1),
     "sum_ptr": (np.int64, 1),
-    "sum_terms": (None, 1),
-    "sum_vals": (np.uint8, 1),
     "sum_scale": (np.float32, 1),
+    "comp_ptr": (np.int64, 1),
+    "comps": (None, 1),
+    "comp_off": (np.uint32, 1),
+    "ent_blk": (np.uint16, 1),
+    "ent_val": (np.uint8, 1),
 }
 DEFAULTS: dict[str, Any] = {
     "n_postings": None,
@@ -281,7 +284,17 @@ class ApproxIndex:
             doc_ids = np.empty(int(offsets[-1]), dtype=np.uint32)
             weights = np.empty(int(offsets[-1]), dtype=np.float32)
             kernels.scatter_postings(
-                fwd_indptr, fwd_indices, fwd_data, 0, n_docs, offsets[:-1].copy(), doc_ids, weights
+                fwd_indptr,
+                fwd_indices,
+                fwd_data,
+                0,
+                n_docs,
+                0,
+                offsets[:-1].copy(),
+                doc_ids,
+                weights,
+                1.0,
+                0.0,
             )
             df = np.diff(offsets)
             p = cfg["n_postings"]
@@ -363,6 +376,23 @@ class ApproxIndex:
                 sum_vals,
                 sum_scale,
             )
+            if len(term_blocks) > 1 and int(np.diff(term_blocks).max()) > 2**16:
+                raise ConfigError(
+                    "index.centroid_fraction: more than 65,536 blocks in one posting list; "
+                    "lower centroid_fraction or n_postings"
+                )
+            n_comp = np.zeros(n_terms, dtype=np.int64)
+            ak.count_summary_components(term_blocks, sum_ptr, sum_terms, n_comp)
+            comp_ptr = np.concatenate([[0], np.cumsum(n_comp)]).astype(np.int64)
+            comps = np.empty(int(comp_ptr[-1]), dtype=tdt)
+            comp_off = np.empty(int(comp_ptr[-1]), dtype=np.uint32)
+            ent_blk = np.empty(int(sum_ptr[-1]), dtype=np.uint16)
+            ent_val = np.empty(int(sum_ptr[-1]), dtype=np.uint8)
+            ak.transpose_summaries(
+                term_blocks, sum_ptr, sum_terms, sum_vals, comp_ptr, comps, comp_off, ent_blk,
+                ent_val,
+            )  # fmt: skip
+            del sum_terms, sum_vals
         finally:
             numba.set_num_threads(old)
         arrays = {
@@ -373,9 +403,12 @@ class ApproxIndex:
             "blk_ptr": blk_ptr,
             "blk_docs": blk_docs,
             "sum_ptr": sum_ptr,
-            "sum_terms": sum_terms,
-            "sum_vals": sum_vals,
             "sum_scale": sum_scale,
+            "comp_ptr": comp_ptr,
+            "comps": comps,
+            "comp_off": comp_off,
+            "ent_blk": ent_blk,
+            "ent_val": ent_val,
         }
         cfg["n_postings_effective"] = int(limit)
         return cls(arrays, n_docs=n_docs, n_terms=n_terms, cfg=cfg)
@@ -391,7 +424,8 @@ class ApproxIndex:
             "nnz": self.nnz,
             "n_blocks": self.n_blocks,
             "n_kept_postings": self.n_kept_postings,
-            "n_summary_entries": int(self.arrays["sum_vals"].shape[0]),
+            "n_summary_entries": int(self.arrays["ent_val"].shape[0]),
+            "n_summary_components": int(self.arrays["comps"].shape[0]),
             "term_dtype": str(self.arrays["fwd_indices"].dtype),
             "config": self.cfg,
         }
@@ -423,6 +457,7 @@ class ApproxIndex:
             nnz = int(header["nnz"])
             n_kept = int(header["n_kept_postings"])
             n_sum = int(header["n_summary_entries"])
+            n_comp = int(header["n_summary_components"])
             tdt = np.dtype(header["term_dtype"])
             cfg = dict(header["config"])
         except (KeyError, TypeError, ValueError) as e:
@@ -437,9 +472,12 @@ class ApproxIndex:
             "blk_ptr": n_blocks + 1,
             "blk_docs": n_kept,
             "sum_ptr": n_blocks + 1,
-            "sum_terms": n_sum,
-            "sum_vals": n_sum,
             "sum_scale": n_blocks,
+            "comp_ptr": n_terms + 1,
+            "comps": n_comp,
+            "comp_off": n_comp,
+            "ent_blk": n_sum,
+            "ent_val": n_sum,
         }
         arrays = {}
         for name, (dtype, _) in _ARRAYS.items():
@@ -461,6 +499,7 @@ class ApproxIndex:
             ("term_blocks", n_blocks),
             ("blk_ptr", n_kept),
             ("sum_ptr", n_sum),
+            ("comp_ptr", n_comp),
         ):
             a = arrays[name]
             if a[0] != 0 or a[-1] != total or np.any(np.diff(a) < 0):

@@ -428,6 +428,59 @@ def fill_summaries(
                 dense[terms[i]] = 0
 
 
+@njit(nogil=True)
+def _term_summary_keys(term_blocks, sum_ptr, sum_terms, t):  # pragma: no cover
+    """Keys ``component * nb + local block`` of term ``t``'s summary entries, and their order."""
+    b0 = term_blocks[t]
+    nb = term_blocks[t + 1] - b0
+    e0 = sum_ptr[b0]
+    n = sum_ptr[b0 + nb] - e0
+    keys = np.empty(n, dtype=np.int64)
+    for j in range(nb):
+        for e in range(sum_ptr[b0 + j], sum_ptr[b0 + j + 1]):
+            keys[e - e0] = np.int64(sum_terms[e]) * nb + j
+    return keys, np.argsort(keys), nb, e0
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def count_summary_components(term_blocks, sum_ptr, sum_terms, out):  # pragma: no cover
+    """``out[t]`` = distinct components over the summaries of term ``t``'s blocks."""
+    for t in prange(term_blocks.shape[0] - 1):
+        keys, order, nb, _ = _term_summary_keys(term_blocks, sum_ptr, sum_terms, t)
+        n = 0
+        last = -1
+        for i in range(order.shape[0]):
+            c = keys[order[i]] // nb
+            if c != last:
+                n += 1
+                last = c
+        out[t] = n
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def transpose_summaries(
+    term_blocks, sum_ptr, sum_terms, sum_vals, comp_ptr, comps, comp_off, ent_blk, ent_val
+):  # pragma: no cover
+    """Per posting-list term, its blocks' summaries component-major: distinct components
+    ascending in ``comps[comp_ptr[t]:comp_ptr[t + 1]]``; component ``i``'s entries (local
+    block, value) at term-relative offsets ``comp_off[i]`` .. the next component's offset
+    (or the end of the term's entries), blocks ascending; entries stay in ``sum_ptr`` space."""
+    for t in prange(term_blocks.shape[0] - 1):
+        keys, order, nb, e0 = _term_summary_keys(term_blocks, sum_ptr, sum_terms, t)
+        ci = comp_ptr[t] - 1
+        last = -1
+        for i in range(order.shape[0]):
+            src = order[i]
+            c = keys[src] // nb
+            if c != last:
+                ci += 1
+                comps[ci] = c
+                comp_off[ci] = i
+                last = c
+            ent_blk[e0 + i] = keys[src] - c * nb
+            ent_val[e0 + i] = sum_vals[e0 + src]
+
+
 # -------------------------------------------------------------------------------- search
 
 EPS = np.float32(2.0**-22)  # > 2 * float32 unit roundoff: margin per summed product
@@ -482,9 +535,12 @@ def _search_one(
     blk_ptr,
     blk_docs,
     sum_ptr,
-    sum_terms,
-    sum_vals,
     sum_scale,
+    comp_ptr,
+    comps,
+    comp_off,
+    ent_blk,
+    ent_val,
     q_indices,
     q_data,
     q0,
@@ -538,14 +594,33 @@ def _search_one(
         nb = term_blocks[t + 1] - b0
         if nb == 0:
             continue
-        # summary bounds of the term's blocks, visited best first
+        # summary bounds of the term's blocks, visited best first: the summaries are stored
+        # component-major, so only the query's components are touched (binary search per
+        # query term, ascending, each search starting where the last one ended)
         for i in range(nb):
-            blk = b0 + i
-            if slots:
-                bound = _dot4s(qslot, qvals, sum_terms, sum_vals, sum_ptr[blk], sum_ptr[blk + 1])
-            else:
-                bound = _dot4(qdense, sum_terms, sum_vals, sum_ptr[blk], sum_ptr[blk + 1])
-            bounds[i] = -(bound * sum_scale[blk])
+            bounds[i] = 0
+        c1 = comp_ptr[t + 1]
+        lo = comp_ptr[t]
+        ebase = sum_ptr[b0]
+        eend = sum_ptr[b0 + nb] - ebase
+        for r in range(cnt):
+            qt = cand_t[r]
+            hi = c1
+            while lo < hi:
+                mid = (lo + hi) >> 1
+                if np.int64(comps[mid]) < qt:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if lo == c1:
+                break
+            if np.int64(comps[lo]) == qt:
+                qv = cand_v[r]
+                x1 = comp_off[lo + 1] if lo + 1 < c1 else eend
+                for x in range(ebase + comp_off[lo], ebase + x1):
+                    bounds[ent_blk[x]] += qv * np.float32(ent_val[x])
+        for i in range(nb):
+            bounds[i] = -(bounds[i] * sum_scale[b0 + i])
         border = np.argsort(bounds[:nb], kind="mergesort")
         for i in range(nb):
             blk = b0 + border[i]
@@ -599,9 +674,12 @@ def search_batch(
     blk_ptr,
     blk_docs,
     sum_ptr,
-    sum_terms,
-    sum_vals,
     sum_scale,
+    comp_ptr,
+    comps,
+    comp_off,
+    ent_blk,
+    ent_val,
     q_indptr,
     q_indices,
     q_data,
@@ -642,9 +720,12 @@ def search_batch(
                 blk_ptr,
                 blk_docs,
                 sum_ptr,
-                sum_terms,
-                sum_vals,
                 sum_scale,
+                comp_ptr,
+                comps,
+                comp_off,
+                ent_blk,
+                ent_val,
                 q_indices,
                 q_data,
                 q_indptr[qi],

@@ -78,6 +78,8 @@ class FaissIndex:
     """A FAISS index plus the knobs and bookkeeping of the :class:`~irbench.types.Index` API."""
 
     type_name = "faiss"
+    #: settings that only steer search: not part of the index cache key (see ``configure``)
+    search_keys = ("nprobe", "ef_search")
 
     def __init__(
         self,
@@ -130,6 +132,11 @@ class FaissIndex:
 
     def configure(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Change the search-time knobs of a built or loaded index (None keeps the value)."""
+        for key, value in (("nprobe", nprobe), ("ef_search", ef_search)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                raise ConfigError(f"index.{key}: expected an integer >= 1 or null, got {value!r}")
         if nprobe is not None:
             self.nprobe = int(nprobe)
         if ef_search is not None:

@@ -47,32 +47,28 @@ def count_postings(indptr, indices, data, row_start, row_stop, counts):  # pragm
 
 @njit(cache=True, nogil=True)
 def scatter_postings(
-    indptr, indices, data, row_start, row_stop, pos, doc_ids, weights
+    indptr, indices, data, row_start, row_stop, doc0, pos, doc_ids, weights, scale, qmax
 ):  # pragma: no cover
-    """Append rows [row_start, row_stop) to the posting lists; ``pos[t]`` = next free slot."""
+    """Append rows [row_start, row_stop) as docs ``doc0 + row`` to the posting lists;
+    ``pos[t]`` = next free slot. ``qmax`` > 0 stores ``clip(rint(w / scale), 0, qmax)``
+    (division in float64) into integer ``weights``; ``qmax`` = 0 stores ``w`` as is."""
     n_terms = pos.shape[0]
+    sc = np.float64(scale)
     for r in range(row_start, row_stop):
         for j in range(indptr[r], indptr[r + 1]):
             t = np.int64(indices[j])
             w = np.float32(data[j])
             if w > np.float32(0.0) and t >= 0 and t < n_terms:
                 p = pos[t]
-                doc_ids[p] = r
-                weights[p] = w
+                doc_ids[p] = doc0 + r
+                if qmax > 0:
+                    q = np.rint(np.float64(w) / sc)
+                    if q > qmax:
+                        q = qmax
+                    weights[p] = q
+                else:
+                    weights[p] = w
                 pos[t] = p + 1
-
-
-@njit(cache=True, nogil=True)
-def quantize_weights(weights, scale, qmax, out):  # pragma: no cover
-    """``out[i] = clip(rint(weights[i] / scale), 0, qmax)`` (division in float64)."""
-    sc = np.float64(scale)
-    for i in range(weights.shape[0]):
-        q = np.rint(np.float64(weights[i]) / sc)
-        if q > qmax:
-            q = qmax
-        if q < 0.0:
-            q = 0.0
-        out[i] = q
 
 
 # ---------------------------------------------------------------------------------- search
@@ -468,3 +464,48 @@ def search_batch(
                 out_s[qi],
                 out_d[qi],
             )
+
+
+@njit(cache=True, nogil=True)
+def search_batch_serial(
+    offsets,
+    doc_ids,
+    weights,
+    scale,
+    q_indptr,
+    q_indices,
+    q_data,
+    k,
+    acc,
+    seen,
+    touched,
+    cand_s,
+    cand_d,
+    heap_s,
+    heap_d,
+    out_s,
+    out_d,
+):  # pragma: no cover
+    """:func:`search_batch` on one worker without the parallel launch (small batches)."""
+    nq = q_indptr.shape[0] - 1
+    for qi in range(nq):
+        _search_one(
+            offsets,
+            doc_ids,
+            weights,
+            scale,
+            q_indices,
+            q_data,
+            q_indptr[qi],
+            q_indptr[qi + 1],
+            k,
+            acc[0],
+            seen[0],
+            touched[0],
+            cand_s[0],
+            cand_d[0],
+            heap_s[0],
+            heap_d[0],
+            out_s[qi],
+            out_d[qi],
+        )

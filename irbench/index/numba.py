@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,15 @@ def _touched_cap(n_docs: int) -> int:
     random access gets dearer, hence the slightly lower 1/6.
     """
     return max(min(n_docs, 4096), n_docs // 6)
+
+
+def _canonical(docs: Any) -> sp.csr_matrix:
+    """``docs`` as CSR with sorted, summed duplicates (copied only when needed)."""
+    docs = docs if _is_csr(docs) else sp.csr_matrix(docs)
+    if not docs.has_canonical_format:
+        docs = docs.copy()
+        docs.sum_duplicates()
+    return docs
 
 
 class NumbaIndex:
@@ -145,45 +155,77 @@ class NumbaIndex:
             raise ConfigError(
                 f"index.quantize={quantize!r}: expected one of null, 'uint8', 'uint16'"
             )
-        docs = docs if _is_csr(docs) else sp.csr_matrix(docs)
-        if not docs.has_canonical_format:
-            docs = docs.copy()
-            docs.sum_duplicates()
-        n_docs, n_terms = (int(x) for x in docs.shape)
+        docs = _canonical(docs)
+        return cls.build_streaming(
+            lambda: iter([docs]), int(docs.shape[1]), quantize=quantize, progress=progress
+        )
+
+    @classmethod
+    def build_streaming(
+        cls,
+        blocks: Callable[[], Iterable[sp.csr_matrix]],
+        n_terms: int,
+        *,
+        quantize: str | None = None,
+        progress: Any = None,
+    ) -> NumbaIndex:
+        """Build from consecutive row blocks, read twice (count, then fill): peak memory is
+        the index plus one block, so corpora larger than memory-as-CSR can be indexed.
+
+        ``blocks()`` must give the same blocks on both calls; the result equals
+        :meth:`build` on their concatenation.
+        """
+        if quantize not in _QUANT_DTYPES:
+            raise ConfigError(
+                f"index.quantize={quantize!r}: expected one of null, 'uint8', 'uint16'"
+            )
+        counts = np.zeros(n_terms + 1, dtype=np.int64)
+        n_docs = 0
+        max_w = 0.0
+        for block in blocks():
+            b = _canonical(block)
+            if b.shape[1] > n_terms:
+                raise ValueError(f"build_streaming: a block has {b.shape[1]} > {n_terms} columns")
+            rows = int(b.shape[0])
+            indptr = b.indptr.astype(np.int64, copy=False)
+            for r0 in range(0, rows, _BUILD_BLOCK):
+                r1 = min(r0 + _BUILD_BLOCK, rows)
+                kernels.count_postings(indptr, b.indices, b.data, r0, r1, counts)
+            if b.nnz:
+                max_w = max(max_w, float(b.data.astype(np.float32, copy=False).max()))
+            n_docs += rows
         if n_docs >= 2**32:
             raise ConfigError(f"index=numba: {n_docs} docs exceed the uint32 doc-id limit")
-        indptr = docs.indptr.astype(np.int64, copy=False)
-        indices, data = docs.indices, docs.data
-
-        counts = np.zeros(n_terms + 1, dtype=np.int64)
-        for r0 in range(0, n_docs, _BUILD_BLOCK):
-            kernels.count_postings(
-                indptr, indices, data, r0, min(r0 + _BUILD_BLOCK, n_docs), counts
-            )
         offsets = np.cumsum(counts, dtype=np.int64)
         nnz = int(offsets[-1])
-        doc_ids = np.empty(nnz, dtype=np.uint32)
-        weights = np.empty(nnz, dtype=np.float32)
-        pos = offsets[:-1].copy()
-        for r0 in range(0, n_docs, _BUILD_BLOCK):
-            r1 = min(r0 + _BUILD_BLOCK, n_docs)
-            kernels.scatter_postings(indptr, indices, data, r0, r1, pos, doc_ids, weights)
-            if progress is not None:
-                progress(r1, n_docs)
-        if progress is not None and n_docs == 0:
-            progress(0, 0)
 
-        scale = 1.0
+        dtype = _QUANT_DTYPES[quantize]
+        scale, qmax = 1.0, 0.0
         if quantize is not None:
-            dtype = _QUANT_DTYPES[quantize]
             qmax = float(np.iinfo(dtype).max)
-            max_w = float(weights.max()) if nnz else 0.0
             scale = float(np.float32(max_w / qmax)) if max_w > 0 else 1.0
             if not scale > 0:  # max_w / qmax underflows float32: fall back to q in {0, 1}
                 scale = max_w
-            qweights = np.empty(nnz, dtype=dtype)
-            kernels.quantize_weights(weights, scale, qmax, qweights)
-            weights = qweights
+        doc_ids = np.empty(nnz, dtype=np.uint32)
+        weights = np.empty(nnz, dtype=dtype)
+        pos = offsets[:-1].copy()
+        doc0 = 0
+        for block in blocks():
+            b = _canonical(block)
+            rows = int(b.shape[0])
+            indptr = b.indptr.astype(np.int64, copy=False)
+            for r0 in range(0, rows, _BUILD_BLOCK):
+                r1 = min(r0 + _BUILD_BLOCK, rows)
+                kernels.scatter_postings(
+                    indptr, b.indices, b.data, r0, r1, doc0, pos, doc_ids, weights, scale, qmax
+                )
+                if progress is not None:
+                    progress(doc0 + r1, n_docs)
+            doc0 += rows
+        if doc0 != n_docs or not np.array_equal(pos, offsets[1:]):
+            raise ValueError("build_streaming: blocks() gave different blocks on its two calls")
+        if progress is not None and n_docs == 0:
+            progress(0, 0)
         return cls(offsets, doc_ids, weights, n_docs=n_docs, quantize=quantize, scale=scale)
 
     # ------------------------------------------------------------------------- save / load
@@ -319,10 +361,11 @@ class NumbaIndex:
 
         max_threads = numba.config.NUMBA_NUM_THREADS
         n_threads = min(int(threads), max_threads) if threads and threads > 0 else max_threads
+        n_workers = min(n_threads, nq)
         old_threads = numba.get_num_threads()
-        numba.set_num_threads(n_threads)
+        if n_workers > 1 and old_threads != n_threads:
+            numba.set_num_threads(n_threads)
         try:
-            n_workers = min(n_threads, nq)
             (acc, seen, touched), cached = self._take_scratch(n_workers)
             try:
                 acc, seen, touched = acc[:n_workers], seen[:n_workers], touched[:n_workers]
@@ -332,7 +375,8 @@ class NumbaIndex:
                 cand_s = np.empty((n_workers, n_cand), dtype=np.float32)
                 cand_d = np.empty((n_workers, n_cand), dtype=np.int64)
                 offsets, doc_ids, weights = self._kernel_arrays
-                kernels.search_batch(
+                kernel = kernels.search_batch if n_workers > 1 else kernels.search_batch_serial
+                kernel(
                     offsets,
                     doc_ids,
                     weights,
@@ -355,5 +399,6 @@ class NumbaIndex:
                 if cached:
                     self._scratch_lock.release()
         finally:
-            numba.set_num_threads(old_threads)
+            if numba.get_num_threads() != old_threads:
+                numba.set_num_threads(old_threads)
         return out_s, out_d

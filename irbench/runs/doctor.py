@@ -61,7 +61,27 @@ def report(cache_dir: str | Path) -> dict[str, Any]:
         "exists": cache.is_dir(),
         "size_mb": round(_folder_size(cache) / 2**20, 1),
         "entries": {
-            sub: len(list((cache / sub).glob("*/COMPLETE"))) for sub in ("index", "encoded")
+            "index": sum(1 for p in cache.glob("index/*/COMPLETE") if _visible(p.parent)),
+            "encoded": len({p.parent.parent for p in cache.glob("encoded/*/chunk-*/COMPLETE")}),
+            "encoded_chunks": len(list(cache.glob("encoded/*/chunk-*/COMPLETE"))),
         },
+        "stale_temporaries": _stale_temporaries(cache),
     }
     return out
+
+
+def _visible(folder: Path) -> bool:
+    return not folder.name.startswith(".")
+
+
+def _stale_temporaries(cache: Path) -> dict[str, Any]:
+    """Temporary folders left by killed processes (removed by the next write of their entry)."""
+    from irbench.runs.atomic import is_stale
+
+    stale = [
+        p
+        for pattern in ("index/.*.tmp-*", "encoded/.*.tmp-*", "encoded/*/.*.tmp-*")
+        for p in cache.glob(pattern)
+        if is_stale(p)
+    ]
+    return {"count": len(stale), "size_mb": round(sum(_folder_size(p) for p in stale) / 2**20, 1)}

@@ -113,3 +113,13 @@ def stage(record: dict[str, Any], name: str) -> Iterator[dict[str, Any]]:
         if not exact:
             info["peak_rss_note"] = "process peak so far (per-stage reset unavailable)"
         record[name] = info
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak resident memory (Linux); False where unsupported."""
+    return _reset_peak_rss()
+
+
+def peak_rss_mb() -> float | None:
+    """This process's peak resident memory in MiB since start or the last reset."""
+    return _peak_rss_mb()

@@ -86,6 +86,19 @@ def stack(batches: list[Any], width: int | None) -> Any:
     return sp.csr_matrix((0, width or 0), dtype=np.float32)
 
 
+def chunk_ok(folder: Path, doc_ids: list[str]) -> bool:
+    """A sealed chunk whose files pass their checksums and that holds exactly ``doc_ids``.
+
+    The doc ids tie a chunk to this layout: a chunk written with another ``chunk_size`` (the
+    entry's key does not depend on it) holds other docs and is re-encoded, never merged."""
+    if not is_complete(folder) or verify(folder):
+        return False
+    try:
+        return (folder / "docnos.txt").read_text("utf-8").splitlines() == doc_ids
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def encode_chunks(
     entry: Path, encoder: Any, docs: Iterable[Any], chunk_plan: ChunkPlan
 ) -> dict[str, Any]:
@@ -93,14 +106,18 @@ def encode_chunks(
     from irbench.runs.atomic import atomic_dir
 
     entry.mkdir(parents=True, exist_ok=True)
-    done = skipped = 0
+    done = 0
+    others: dict[int, list[str]] = {}  # other shards' chunks not done yet: their doc ids
     encode_s = 0.0
     it = iter(docs)
     for chunk in range(chunk_plan.n_chunks):
         chunk_docs = list(itertools.islice(it, chunk_plan.chunk_size))
         target = chunk_dir(entry, chunk)
-        if not chunk_plan.mine(chunk) or (is_complete(target) and not verify(target)):
-            skipped += 1
+        doc_ids = [d.doc_id for d in chunk_docs]
+        if chunk_ok(target, doc_ids):
+            continue
+        if not chunk_plan.mine(chunk):
+            others[chunk] = doc_ids
             continue
         t0 = time.perf_counter()
         vectors = stack(
@@ -118,7 +135,8 @@ def encode_chunks(
         done += 1
     if next(it, None) is not None:
         raise DataError("the corpus has more docs than its count said; was it modified meanwhile?")
-    missing = [c for c in range(chunk_plan.n_chunks) if not is_complete(chunk_dir(entry, c))]
+    # checked again now: other shards may have finished while this one was encoding
+    missing = [c for c, ids in others.items() if not chunk_ok(chunk_dir(entry, c), ids)]
     return {"chunks": chunk_plan.n_chunks, "encoded": done, "missing": len(missing),
             "encode_s": round(encode_s, 3)}  # fmt: skip
 

@@ -1,0 +1,89 @@
+"""Synthetic corpora (irbench synth) and the streaming scale benchmark, on small random data."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from irbench.bench.index import VectorSet
+from irbench.bench.scale import bench_scale, build_synthetic_index
+from irbench.bench.synth import CHUNK, Synthesizer, synthesize
+from irbench.index.numba import NumbaIndex
+
+
+@pytest.fixture(scope="module")
+def real():
+    rng = np.random.default_rng(3)
+    n_docs, n_terms = 600, 300
+    # Zipf-like term popularity, varied doc lengths, term-dependent weight scales
+    pop = 1.0 / np.arange(1, n_terms + 1) ** 0.8
+    pop /= pop.sum()
+    rows = []
+    for _ in range(n_docs):
+        nnz = int(rng.integers(5, 60))
+        terms = np.unique(rng.choice(n_terms, size=nnz, p=pop))
+        weights = rng.gamma(2.0, 0.5 + terms / n_terms).astype(np.float32) + 0.01
+        rows.append((terms, weights))
+    indptr = np.cumsum([0] + [len(t) for t, _ in rows])
+    docs = sp.csr_matrix(
+        (np.concatenate([w for _, w in rows]), np.concatenate([t for t, _ in rows]), indptr),
+        shape=(n_docs, n_terms),
+    )
+    queries = sp.random(7, n_terms, density=0.05, format="csr", dtype=np.float32, random_state=1)
+    return VectorSet(
+        "toy", docs, queries, [str(i) for i in range(n_docs)], [f"q{i}" for i in range(7)]
+    )
+
+
+def test_any_block_equals_the_rows_of_one_generation(real):
+    synth = Synthesizer(real, seed=5)
+    n = 2 * CHUNK + 123
+    whole = synth.block(0, n)
+    part = synth.block(CHUNK, n)
+    assert (abs(part - whole[CHUNK:]) > 0).nnz == 0 and part.nnz == whole[CHUNK:].nnz
+    stacked = sp.vstack(list(synth.blocks(n, block_docs=CHUNK))).tocsr()
+    np.testing.assert_array_equal(stacked.indptr, whole.indptr)
+    np.testing.assert_array_equal(stacked.indices, whole.indices)
+    np.testing.assert_array_equal(stacked.data, whole.data)
+    assert (abs(Synthesizer(real, seed=6).block(0, CHUNK) - whole[:CHUNK]) > 0).nnz > 0
+    with pytest.raises(ValueError, match="multiple"):
+        synth.block(1, 10)
+
+
+def test_statistics_follow_the_real_corpus(real):
+    docs = real.docs
+    out = synthesize(real, 3 * CHUNK, seed=0, echo=lambda _: None).docs
+    assert out.has_canonical_format
+    real_nnz, out_nnz = docs.nnz / docs.shape[0], out.nnz / out.shape[0]
+    assert abs(out_nnz - real_nnz) / real_nnz < 0.05
+    f_real = np.diff(docs.tocsc().indptr) / docs.shape[0]
+    f_out = np.diff(out.tocsc().indptr) / out.shape[0]
+    common = f_real > 0.05  # frequent terms: clipping at p = 1 is rare, sampling error small
+    np.testing.assert_allclose(f_out[common], f_real[common], rtol=0.15)
+    assert not f_out[f_real == 0].any()  # terms absent from the real corpus never appear
+    csc_real, csc_out = docs.tocsc(), out.tocsc()
+    for t in np.flatnonzero(common)[:20]:  # every weight is one of the term's real weights
+        real_w = set(csc_real.data[csc_real.indptr[t] : csc_real.indptr[t + 1]].tolist())
+        assert set(csc_out.data[csc_out.indptr[t] : csc_out.indptr[t + 1]].tolist()) <= real_w
+
+
+@pytest.mark.parametrize("quantize", [None, "uint8"])
+def test_streamed_synthetic_index_equals_a_direct_build(real, tmp_path, quantize):
+    synth = Synthesizer(real, seed=1)
+    n = 2 * CHUNK + 7
+    streamed, gen_s = build_synthetic_index(synth, n, quantize, spill_dir=str(tmp_path))
+    direct = NumbaIndex.build(synth.block(0, n), quantize=quantize)
+    assert gen_s > 0 and list(tmp_path.iterdir()) == []  # spilled blocks are removed
+    for name in ("offsets", "doc_ids", "weights"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(direct, name))
+
+
+def test_bench_scale_rows(real, tmp_path):
+    rows = bench_scale(real, [CHUNK, 3 * CHUNK], min_seconds=0.0, echo=lambda _: None)
+    assert [r["docs"] for r in rows] == [CHUNK, 3 * CHUNK]
+    assert rows[0]["postings"] < rows[1]["postings"]
+    assert all(r["qps_1"] > 0 and r["p50_ms"] > 0 and r["size_mb"] >= 0 for r in rows)
+    json.dumps(rows)  # bench.json material
