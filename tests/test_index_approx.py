@@ -340,3 +340,25 @@ def test_config_builds_through_hydra(topical):
     assert isinstance(index, ApproxIndex)
     assert index.cfg["n_postings"] == 50 and index.cfg["heap_factor"] == cfg.index.heap_factor
     assert index.search(queries, 5)[1].shape == (queries.shape[0], 5)
+
+
+def test_search_knobs_reuse_the_cached_index(beir_dir, tmp_path):
+    """query_cut / heap_factor steer search only: changing them reuses the cached index and
+    applies the new values; a build setting makes a new index."""
+    from irbench.config import compose
+    from irbench.pipeline import build_index
+
+    def handle(*extra: str):
+        return build_index(compose([
+            "dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}", "encoder=bm25",
+            "index=numba_approx", f"cache_dir={tmp_path / 'cache'}", *extra,
+        ]))  # fmt: skip
+
+    first = handle("index.query_cut=3")
+    second = handle("index.query_cut=5", "index.heap_factor=0.7")
+    assert not first.reused and second.reused and second.path == first.path
+    assert second.index.cfg["query_cut"] == 5 and second.index.cfg["heap_factor"] == 0.7
+    third = handle("index.n_postings=40")
+    assert not third.reused and third.path != first.path
+    with pytest.raises(ConfigError, match="heap_factor"):
+        handle("index.heap_factor=0")

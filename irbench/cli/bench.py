@@ -116,3 +116,7 @@ _register_index(bench_app)
 from irbench.cli.bench_encode import register as _register_encode  # noqa: E402
 
 _register_encode(bench_app)
+
+from irbench.cli.bench_train import register as _register_train  # noqa: E402
+
+_register_train(bench_app)

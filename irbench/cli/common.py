@@ -16,6 +16,16 @@ Multirun = Annotated[
 ]
 
 
+def compose_with_default_recipe(overrides: list[str] | None):
+    """Compose the config, adding ``train=splade`` when no ``train=`` override is given."""
+    from irbench.config import compose
+
+    overrides = list(overrides or [])
+    if not any(o.lstrip("+").split("=", 1)[0] == "train" for o in overrides):
+        overrides.insert(0, "train=splade")
+    return compose(overrides)
+
+
 def groups_help() -> str:
     """The config groups and their options, for --help epilogs (reads only the conf/ tree)."""
     from irbench.config import GROUPS, config_dir, group_options

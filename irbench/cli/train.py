@@ -16,13 +16,10 @@ def register(app: typer.Typer) -> None:
 def train_cmd(overrides: Overrides = None) -> None:
     """Train the configured encoder (default recipe train=splade); writes run_dir/checkpoint,
     run_dir/train/curves.csv|png. Multi-GPU: torchrun --nproc_per_node=N $(which irbench) train ..."""
-    from irbench.config import compose
+    from irbench.cli.common import compose_with_default_recipe
     from irbench.train import train
 
-    overrides = list(overrides or [])
-    if not any(o.lstrip("+").split("=", 1)[0] == "train" for o in overrides):
-        overrides.insert(0, "train=splade")
-    cfg = compose(overrides)
+    cfg = compose_with_default_recipe(overrides)
     record: dict = {}
     result = train(cfg, record)
     s = result.summary

@@ -170,6 +170,8 @@ class ApproxIndex:
     """Blocked, summarised, statically pruned posting lists over a forward index."""
 
     type_name = "numba_approx"
+    # search-time knobs: outside the cache key, applied to a loaded index (pipeline.build_index)
+    search_keys = ("query_cut", "heap_factor")
 
     def __init__(self, arrays: dict[str, np.ndarray], *, n_docs: int, n_terms: int, cfg: dict):
         self.arrays = arrays
@@ -217,6 +219,17 @@ class ApproxIndex:
             f"n_postings={c['n_postings']}, query_cut={c['query_cut']}, "
             f"heap_factor={c['heap_factor']})"
         )
+
+    def configure(self, query_cut: int | None = None, heap_factor: float | None = None) -> None:
+        """Change the default search-time knobs of a built or loaded index (None keeps)."""
+        new = dict(self.cfg)
+        if query_cut is not None:
+            new["query_cut"] = query_cut
+        if heap_factor is not None:
+            new["heap_factor"] = heap_factor
+        _check_knobs(new)
+        self.cfg["query_cut"] = int(new["query_cut"])
+        self.cfg["heap_factor"] = float(new["heap_factor"])
 
     # ------------------------------------------------------------------------------ build
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from irbench.index.intrinsics import prefetch
 from irbench.index.kernels import _heap_offer, _sift_down, _worse
 
 # --------------------------------------------------------------------------------- build
@@ -595,8 +596,8 @@ def _search_one(
         if nb == 0:
             continue
         # summary bounds of the term's blocks, visited best first: the summaries are stored
-        # component-major, so only the query's components are touched (binary search per
-        # query term, ascending, each search starting where the last one ended)
+        # component-major, so only the query's components are touched (one galloping search
+        # per query term, ascending)
         for i in range(nb):
             bounds[i] = 0
         c1 = comp_ptr[t + 1]
@@ -605,13 +606,21 @@ def _search_one(
         eend = sum_ptr[b0 + nb] - ebase
         for r in range(cnt):
             qt = cand_t[r]
-            hi = c1
-            while lo < hi:
-                mid = (lo + hi) >> 1
-                if np.int64(comps[mid]) < qt:
-                    lo = mid + 1
-                else:
-                    hi = mid
+            # galloping search from where the last one ended: probes stay near ``lo`` (a
+            # term's component list is far larger than the cache; a plain binary search
+            # over [lo, c1) would start with a miss far away every time)
+            if lo < c1 and np.int64(comps[lo]) < qt:
+                step = 1
+                while lo + step < c1 and np.int64(comps[lo + step]) < qt:
+                    step <<= 1
+                hi = lo + step if lo + step < c1 else c1
+                lo = lo + (step >> 1) + 1
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if np.int64(comps[mid]) < qt:
+                        lo = mid + 1
+                    else:
+                        hi = mid
             if lo == c1:
                 break
             if np.int64(comps[lo]) == qt:
@@ -626,7 +635,18 @@ def _search_one(
             blk = b0 + border[i]
             if size == k and -bounds[border[i]] < hf * hs[0]:
                 break  # bounds only fall and the threshold only rises
-            for p in range(blk_ptr[blk], blk_ptr[blk + 1]):
+            p0 = blk_ptr[blk]
+            p1 = blk_ptr[blk + 1]
+            for p in range(p0, p1):
+                # the next doc's mark and forward row start loading while this one is scored
+                if p + 2 < p1:
+                    prefetch(fwd_indptr, np.int64(blk_docs[p + 2]))
+                if p + 1 < p1:
+                    dn = np.int64(blk_docs[p + 1])
+                    prefetch(stamp, dn)
+                    en = fwd_indptr[dn]
+                    prefetch(fwd_indices, en)
+                    prefetch(fwd_data, en)
                 d = np.int64(blk_docs[p])
                 if stamp[d] == gen:
                     continue
