@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from irbench.bench import timing
+from irbench.bench.timing import fmt_cell as cell
 from irbench.errors import ConfigError
 
 COLUMNS = [
@@ -734,14 +735,6 @@ def _json_row(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _f(v: Any, nd: int = 2) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "—"
-    if isinstance(v, float):
-        return f"{v:,.{nd}f}"
-    return f"{v:,}" if isinstance(v, int) else str(v)
-
-
 def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lim = meta["flop_limit"]
     lines = [
@@ -775,9 +768,9 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         diff = r["max_abs_diff"]
         lines.append(
             f"| {r['engine']} | {r['mode']} | {r.get('setting', '')} | {r['docs']:,} | "
-            f"{_f(r['docs_per_s'])} | {_f(r['gflops'], 1)} | {_f(r['pct_of_limit'], 1)} | "
-            f"{_f(r['cpu_s'], 1)} | {_f(r['pct_of_core_limit'], 1)} | "
-            f"{_f(r['peak_rss_mb'], 0)} | {_f(r['rss_growth_mb'], 0)} | "
+            f"{cell(r['docs_per_s'])} | {cell(r['gflops'], 1)} | {cell(r['pct_of_limit'], 1)} | "
+            f"{cell(r['cpu_s'], 1)} | {cell(r['pct_of_core_limit'], 1)} | "
+            f"{cell(r['peak_rss_mb'], 0)} | {cell(r['rss_growth_mb'], 0)} | "
             f"{'—' if diff is None else f'{diff:.2e}'} |"
         )
     if meta.get("ratio"):

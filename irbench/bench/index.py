@@ -41,6 +41,7 @@ import scipy.sparse as sp
 
 from irbench.bench import timing
 from irbench.bench.peers import ENGINES, Engine, quiet_native_output, timed_build
+from irbench.bench.timing import fmt_cell as cell
 from irbench.errors import ConfigError, DataError
 
 COLUMNS = [
@@ -495,14 +496,6 @@ def ratios(rows: list[dict[str, Any]], target_recall: float = 0.95) -> list[dict
     return out
 
 
-def _f(v: Any, nd: int = 2) -> str:
-    if v is None or (isinstance(v, float) and v != v):
-        return "—"
-    if isinstance(v, float):
-        return f"{v:,.{nd}f}"
-    return str(v)
-
-
 def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [f"# Sparse query processing: {meta['corpus']}", ""]
     lines += [f"Machine: {timing.describe_machine(meta['machine'])}; {meta['date']}", ""]
@@ -517,10 +510,10 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     ]
     for r in rows:
         lines.append(
-            f"| {r['engine']} | {r['setting']} | {r['k']} | {r['threads']} | {_f(r['build_s'])} | "
-            f"{_f(r['size_mb'], 1)} | {_f(r['qps'], 0)} | {_f(r['mean_ms'], 3)} | "
-            f"{_f(r['p50_ms'], 3)} | {_f(r['p99_ms'], 3)} | {_f(r['recall'], 3)} | "
-            f"{_f(r['ndcg@10'], 4)} |"
+            f"| {r['engine']} | {r['setting']} | {r['k']} | {r['threads']} | {cell(r['build_s'])} | "
+            f"{cell(r['size_mb'], 1)} | {cell(r['qps'], 0)} | {cell(r['mean_ms'], 3)} | "
+            f"{cell(r['p50_ms'], 3)} | {cell(r['p99_ms'], 3)} | {cell(r['recall'], 3)} | "
+            f"{cell(r['ndcg@10'], 4)} |"
         )
     if meta.get("ratios"):
         lines += [
@@ -533,7 +526,7 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         for r in meta["ratios"]:
             lines.append(
                 f"| {r['k']} | {r['ours']} | {r['vs']} | {r['vs_setting']} | "
-                f"{_f(r['ours_qps'], 0)} | {_f(r['vs_qps'], 0)} | {r['ratio']:.2f}x |"
+                f"{cell(r['ours_qps'], 0)} | {cell(r['vs_qps'], 0)} | {r['ratio']:.2f}x |"
             )
     for note in meta.get("notes", []):
         lines += ["", f"Note: {note}"]

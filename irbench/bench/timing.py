@@ -239,3 +239,12 @@ def describe_machine(info: dict[str, Any] | None = None) -> str:
     info = info or machine()
     ram = f"{info['ram_gib']:g} GiB RAM" if info.get("ram_gib") else "RAM unknown"
     return f"{info['cpu']}, {info['cores']} cores, {ram}; {info['os']}, Python {info['python']}"
+
+
+def fmt_cell(v: Any, nd: int = 2) -> str:
+    """A table cell: "—" for missing/NaN, floats with ``nd`` decimals and thousands commas."""
+    if v is None or (isinstance(v, float) and v != v):
+        return "—"
+    if isinstance(v, float):
+        return f"{v:,.{nd}f}"
+    return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
