@@ -1,5 +1,6 @@
 """`irbench bench encode` on tiny random BERTs (fast; no network, no timing assertions)."""
 
+# ruff: noqa: F811  (the tiny_bert fixture is imported from test_sparse_encoders)
 from __future__ import annotations
 
 import json
@@ -7,41 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from irbench.bench.encode import COLUMNS, doc_flops, max_abs_diff, model_dims, select
 from irbench.cli.app import app
-from tests.test_sparse_encoders import _vocab
+from tests.test_sparse_encoders import tiny_bert  # noqa: F401  (fixture)
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer BERT masked-LM (hidden 16, vocab 200) and its WordPiece tokenizer,
-    as in tests/test_sparse_encoders.py."""
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    (folder / "vocab.txt").write_text("\n".join(_vocab()) + "\n")
-    try:  # transformers 5 takes the vocabulary itself, 4.x a vocab.txt
-        tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(_vocab())})
-    except TypeError:
-        tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
-    tok.model_max_length = 48
-    tok.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=200, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64,
-    )  # fmt: skip
-    model = BertForMaskedLM(config).eval()
-    with torch.no_grad():  # logits spread around 0 so that many weights are positive
-        model.cls.predictions.decoder.bias.normal_(0.0, 1.0)
-        model.get_input_embeddings().weight.normal_(0.0, 0.5)
-    model.save_pretrained(folder)
-    return folder
 
 
 def _has_st() -> bool:
