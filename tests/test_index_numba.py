@@ -401,3 +401,19 @@ def test_error_messages_are_one_line(saved):
     with pytest.raises(CacheError) as info:
         load_index(saved)
     assert "\n" not in str(info.value) and str(saved) in str(info.value)
+
+
+@pytest.mark.parametrize("high", ["even", "odd"])
+def test_sampled_threshold_falls_back_when_the_sample_misleads(high):
+    # k >= PARTITION_K on 6,000 docs scanned densely: the threshold comes from every 2nd doc.
+    # "even": the sample holds only the high scores, so too few docs reach its threshold and
+    # all candidates are gathered instead; "odd": the sample sees only low scores
+    n, k = 6000, numba_index.PARTITION_K
+    rng = np.random.default_rng(3)
+    is_high = (np.arange(n) % 2 == 0) if high == "even" else (np.arange(n) % 2 == 1)
+    w = np.where(is_high, 2.0, 1.0) + rng.integers(0, 50, n) / 64
+    docs = sp.csr_matrix((w.astype(np.float32), (np.arange(n), np.zeros(n, int))), shape=(n, 1))
+    query = sp.csr_matrix(np.ones((1, 1), np.float32))
+    index = NumbaIndex.build(docs)
+    assert index.offsets[-1] > numba_index._touched_cap(n)  # the dense scan
+    assert_same(index.search(query, k), brute_force(docs, query, k))

@@ -261,6 +261,66 @@ def _select_top(cand_s, cand_d, m, k, out_s, out_d):  # pragma: no cover
 
 
 @njit(nogil=True)
+def _gather(acc, scale, thr, cand_s, cand_d):  # pragma: no cover
+    """Touched docs (``acc[d] != 0``) whose score ``acc[d] * scale`` is >= ``thr`` into the
+    candidate buffers (ascending doc); returns how many."""
+    zero = np.float32(0.0)
+    m = 0
+    for d in range(acc.shape[0]):
+        v = acc[d]
+        s = v * scale
+        if s >= thr and v != zero:
+            cand_s[m] = s
+            cand_d[m] = d
+            m += 1
+    return m
+
+
+@njit(nogil=True)
+def _select_dense(acc, scale, k, cand_s, cand_d, out_s, out_d):  # pragma: no cover
+    """Top-k of a dense accumulator (every touched doc's sum > 0) into ``out_s``/``out_d``,
+    best first; leaves ``acc`` zeroed and returns how many were written.
+
+    A histogram of every ``step``-th score (``step = n // 8k``) gives a threshold that the
+    sample says about ``k + 3 step sqrt(k / step)`` docs reach; one pass gathers the docs at
+    or above it, and only they go to :func:`_select_top`. If fewer than ``k`` reach it (an
+    unlucky sample), all touched docs are gathered instead: the result is exact either way.
+    """
+    n = acc.shape[0]
+    zero = np.float32(0.0)
+    hi = zero
+    for d in range(n):
+        hi = max(hi, acc[d])
+    hi = hi * scale
+    m = 0
+    if hi > zero:
+        step = max(1, n // (8 * k))
+        need = k / step
+        need = need + 3.0 * np.sqrt(need) + 2.0
+        nbins = 1024
+        inv = np.float32(nbins) / hi
+        count = np.zeros(nbins, dtype=np.int64)
+        for d in range(0, n, step):
+            s = acc[d] * scale
+            if s > zero:
+                count[_bin(s, zero, inv, nbins)] += 1
+        b = nbins - 1
+        above = count[b]
+        while b > 0 and above < need:
+            b -= 1
+            above += count[b]
+        thr = np.float32(b) / inv if b > 0 else zero
+        m = _gather(acc, scale, thr, cand_s, cand_d)
+        if m < k and thr > zero:
+            m = _gather(acc, scale, zero, cand_s, cand_d)
+    else:  # no touched doc, or all their scores underflow to 0 (they tie at 0)
+        m = _gather(acc, scale, zero, cand_s, cand_d)
+    for d in range(n):
+        acc[d] = zero
+    return _select_top(cand_s, cand_d, m, k, out_s, out_d)
+
+
+@njit(nogil=True)
 def _search_one(
     offsets,
     doc_ids,
@@ -325,6 +385,9 @@ def _search_one(
     if cand_s.shape[0] > 0:
         # large k: gather all candidates, partition around the k-th score, sort k
         m = 0
+        if dense and n_nonpos == 0:
+            size = _select_dense(acc, scale, k, cand_s, cand_d, out_s, out_d)
+            return
         if dense:
             for d in range(n_docs):
                 v = acc[d]
