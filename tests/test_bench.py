@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +81,46 @@ def test_timing_helpers():
     assert stats["p50_ms"] == pytest.approx(2.0) and stats["mean_ms"] == pytest.approx(2.0)
     m = timing.machine()
     assert m["cores"] >= 1 and m["cpu"]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs CPU affinity (Linux) and at least 2 CPUs",
+)
+def test_pinned_confines_every_thread_and_restores():
+    """A "1 thread" timing must hold native pools started earlier to one CPU as well."""
+    allowed = os.sched_getaffinity(0)
+    stop = threading.Event()
+    seen: list[int] = []
+    worker = threading.Thread(target=stop.wait)  # an existing thread, like a peer's pool
+    worker.start()
+    try:
+        with timing.pinned(1) as n:
+            assert n == 1
+            assert len(os.sched_getaffinity(worker.native_id)) == 1
+            assert len(os.sched_getaffinity(0)) == 1
+            late = threading.Thread(target=lambda: seen.append(len(os.sched_getaffinity(0))))
+            late.start()
+            late.join()
+        assert seen == [1]  # threads started inside inherit it
+        assert os.sched_getaffinity(0) == allowed
+        assert os.sched_getaffinity(worker.native_id) == allowed
+    finally:
+        stop.set()
+        worker.join()
+
+
+def test_repeat_interleaved_reports_cpu_seconds_per_call():
+    cpu: list[list[float]] = []
+
+    def spin():
+        t0 = time.process_time()
+        while time.process_time() - t0 < 0.01:
+            pass
+
+    secs = timing.repeat_interleaved(
+        [spin, lambda: None], min_repeats=3, min_seconds=0.0, cpu_out=cpu
+    )
+    assert [len(c) for c in cpu] == [len(s) for s in secs] == [3, 3]
+    assert all(c >= 0.009 for c in cpu[0])  # the busy loop's own CPU time
+    assert sum(cpu[1]) < sum(cpu[0])

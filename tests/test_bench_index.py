@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 from typer.testing import CliRunner
 
-from irbench.bench import peers
+from irbench.bench import peers, timing
 from irbench.bench.index import (
     COLUMNS,
     VectorSet,
@@ -64,8 +64,16 @@ def test_recall_at_k():
     assert recall_at_k(found, exact) == pytest.approx((2 / 3 + 0) / 2)
 
 
-def test_harness_on_tiny_data(tmp_path):
+def test_harness_on_tiny_data(tmp_path, monkeypatch):
     vs = tiny()
+    pins = []
+    real_pinned = timing.pinned
+
+    def spy(n):
+        pins.append(n)
+        return real_pinned(n)
+
+    monkeypatch.setattr(timing, "pinned", spy)
     rows, meta = bench_index(
         vs, ks=(5, 50), threads=(1, 2), min_seconds=0.0, min_repeats=1, out_dir=tmp_path,
         echo=lambda _: None,
@@ -80,6 +88,7 @@ def test_harness_on_tiny_data(tmp_path):
             assert r["recall"] == 1.0
         if r["threads"] == 1:
             assert r["p50_ms"] is not None
+        assert r["cores_used"] > 0
     assert {r["threads"] for r in rows if r["key"] == "numba"} == {1, 2}
     assert {r["threads"] for r in rows if r["key"] == "taat"} == {1}  # single-threaded only
     saved = json.loads((tmp_path / "bench.json").read_text())
@@ -87,6 +96,7 @@ def test_harness_on_tiny_data(tmp_path):
     assert (tmp_path / "bench.md").read_text().count("\n| ") >= len(rows)
     assert (tmp_path / "recall_latency.png").stat().st_size > 0
     assert any(r["vs"] == "TAAT per query" for r in meta["ratios"])
+    assert pins == [1, 1]  # the threads=1 timings of each k run on one CPU
 
 
 def test_missing_peer_is_skipped_with_a_note(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ the same qrels (the BEIR self-hit rule applied to both when ``dataset.drop_self_
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable, Sequence
@@ -107,6 +108,29 @@ def top1_agreement(a: list[tuple[str, list]], b: list[tuple[str, list]]) -> tupl
             compared += 1
             agree += hits[0][0] == first_b[qid]
     return agree, compared
+
+
+def _time_engines(objs, batches, encoded, singles, k, threads, min_seconds, opts):
+    """Batch (text in), search-only and one-at-a-time timings of every engine, interleaved."""
+    batch_times = timing.repeat_interleaved(
+        [
+            lambda e=e, b=b, k=k, t=threads: e.query(b, k, t)
+            for e, b in zip(objs, batches, strict=True)
+        ],
+        **opts,
+    )
+    search_times = timing.repeat_interleaved(
+        [
+            lambda e=e, x=x, k=k, t=threads: e.retrieve(x, k, t)
+            for e, x in zip(objs, encoded, strict=True)
+        ],
+        **opts,
+    )
+    lat = timing.latencies_interleaved(
+        [lambda one, e=e, k=k, t=threads: e.query(one, k, t) for e in objs], singles,
+        min_seconds=min_seconds,
+    )  # fmt: skip
+    return batch_times, search_times, lat
 
 
 def bench_bm25(
@@ -261,24 +285,11 @@ def _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo):
     for k in ks:
         for threads in threads_list:
             echo(f"timing k={k} threads={threads}: {', '.join(names)} ...")
-            batch_times = timing.repeat_interleaved(
-                [
-                    lambda e=e, b=b, k=k, t=threads: e.query(b, k, t)
-                    for e, b in zip(objs, batches, strict=True)
-                ],
-                **opts,
-            )
-            search_times = timing.repeat_interleaved(
-                [
-                    lambda e=e, x=x, k=k, t=threads: e.retrieve(x, k, t)
-                    for e, x in zip(objs, encoded, strict=True)
-                ],
-                **opts,
-            )
-            lat = timing.latencies_interleaved(
-                [lambda one, e=e, k=k, t=threads: e.query(one, k, t) for e in objs], singles,
-                min_seconds=min_seconds,
-            )  # fmt: skip
+            pin = timing.pinned(1) if threads == 1 else contextlib.nullcontext()
+            with pin:
+                batch_times, search_times, lat = _time_engines(
+                    objs, batches, encoded, singles, k, threads, min_seconds, opts
+                )
             for i, name in enumerate(names):
                 _, _, _, setting, build_s, size_mb = engines[name]
                 m = {

@@ -13,6 +13,11 @@ clock) and searched at each search setting, each ``k`` and each thread count:
   engines without one), median of >= ``min_repeats`` repeats and >= ``min_seconds``;
 * **latency** (mean / p50 / p99, 1 thread only) -- one ``one`` call per query, a separate
   loop; it includes each engine's per-call Python overhead;
+* **1 thread** rows run with the whole process pinned to one CPU
+  (:func:`irbench.bench.timing.pinned`), native thread pools included: a peer that ignores its
+  thread count (Seismic's ``batch_search`` keeps two cores busy at ``num_threads=1``) is
+  held to one core like the rest; **cores_used** = process CPU seconds / wall seconds of the
+  QPS calls shows what each engine actually used;
 * all engines are built first; then, per ``k`` and thread count, every (engine, setting) row
   is timed **interleaved** (:func:`irbench.bench.timing.repeat_interleaved`: one call each per
   round, the order flipped every round), so that load on a shared machine hits all rows alike
@@ -22,12 +27,14 @@ clock) and searched at each search setting, each ``k`` and each thread count:
 * **nDCG@10** -- when qrels exist, from the engine's own first 10 hits.
 
 Outputs in ``out_dir``: ``bench.json`` (a list of row objects: engine, setting, corpus, k,
-threads, build_s, size_mb, mean_ms, p50_ms, p99_ms, qps, recall, ndcg@10), ``bench.md``
+threads, build_s, size_mb, mean_ms, p50_ms, p99_ms, qps, cores_used, recall, ndcg@10),
+``bench.md``
 (machine, command, table, notes) and ``recall_latency.png``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 import time
@@ -46,7 +53,7 @@ from irbench.errors import ConfigError, DataError
 
 COLUMNS = [
     "engine", "setting", "corpus", "k", "threads", "build_s", "size_mb",
-    "mean_ms", "p50_ms", "p99_ms", "qps", "recall", "ndcg@10",
+    "mean_ms", "p50_ms", "p99_ms", "qps", "cores_used", "recall", "ndcg@10",
 ]  # fmt: skip
 VECTORS_FORMAT = 1
 
@@ -394,9 +401,11 @@ def bench_index(
                 idx = [i for i, sp_ in enumerate(specs) if t == 1 or type(sp_[1]).multithreaded]
                 echo(f"timing k={k} threads={t}: {len(idx)} engine settings, interleaved ...")
                 fns = [_batch_call(specs[i][1], specs[i][3], kk, t, specs[i][4]) for i in idx]
-                with quiet_native_output():
+                cpu: list[list[float]] = []
+                pin = timing.pinned(1) if t == 1 else contextlib.nullcontext()
+                with quiet_native_output(), pin:
                     secs = timing.repeat_interleaved(
-                        fns, min_repeats=min_repeats, min_seconds=min_seconds
+                        fns, min_repeats=min_repeats, min_seconds=min_seconds, cpu_out=cpu
                     )
                     lats = None
                     if latency and t == 1:
@@ -422,6 +431,7 @@ def bench_index(
                             "size_mb": float(eng.size_bytes / 2**20),
                             **lat,
                             "qps": timing.qps(nq, secs[n]),
+                            "cores_used": sum(cpu[n]) / max(sum(secs[n]), 1e-12),
                             "recall": quality[i][0],
                             "ndcg@10": quality[i][1],
                             "exact": bool(eng.exact),
@@ -505,13 +515,15 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
         "QPS: all queries in one call per engine (median of repeats); latency: one query per "
         "call (1 thread, incl. per-call Python overhead); recall@k against the exact top-k.",
         "",
-        "| engine | setting | k | threads | build_s | size_mb | QPS | mean_ms | p50_ms | p99_ms | recall | nDCG@10 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| engine | setting | k | threads | build_s | size_mb | QPS | cores used | mean_ms | p50_ms "
+        "| p99_ms | recall | nDCG@10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['engine']} | {r['setting']} | {r['k']} | {r['threads']} | {cell(r['build_s'])} | "
-            f"{cell(r['size_mb'], 1)} | {cell(r['qps'], 0)} | {cell(r['mean_ms'], 3)} | "
+            f"{cell(r['size_mb'], 1)} | {cell(r['qps'], 0)} | {cell(r.get('cores_used'), 2)} | "
+            f"{cell(r['mean_ms'], 3)} | "
             f"{cell(r['p50_ms'], 3)} | {cell(r['p99_ms'], 3)} | {cell(r['recall'], 3)} | "
             f"{cell(r['ndcg@10'], 4)} |"
         )

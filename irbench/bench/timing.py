@@ -8,21 +8,57 @@
 * :func:`latencies` times items one at a time (a separate loop from the batch timing), and
   :func:`latency_stats` summarises them as mean / p50 / p99 milliseconds.
 * :func:`machine` describes the host (CPU model, cores, RAM) for reports.
+* :func:`pinned` confines the whole process (every thread, native pools included) to a given
+  number of CPUs for the timings of a "1 thread" row, and :func:`cpu_seconds` reads the
+  process CPU time, so that a report can show how many cores an engine really used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 clock = time.perf_counter
+
+
+def cpu_seconds() -> float:
+    """CPU seconds used so far by this process, all threads (user + system)."""
+    return time.process_time()
+
+
+def _set_affinity_all(cpus: set[int]) -> None:
+    for tid in os.listdir("/proc/self/task"):
+        with contextlib.suppress(OSError):  # a thread may have exited meanwhile
+            os.sched_setaffinity(int(tid), cpus)
+
+
+@contextlib.contextmanager
+def pinned(n: int) -> Iterator[int]:
+    """Confine every thread of this process to ``n`` of its CPUs while the block runs.
+
+    Peers that run their own thread pools may ignore a requested thread count (Seismic's
+    ``batch_search(num_threads=1)`` keeps two cores busy), so a "1 thread" timing pins the
+    whole process, native threads included, to one CPU. Yields the number of CPUs in effect
+    (all of them where affinity cannot be set: not Linux).
+    """
+    if not (hasattr(os, "sched_setaffinity") and os.path.isdir("/proc/self/task")):
+        yield os.cpu_count() or 1
+        return
+    allowed = os.sched_getaffinity(0)
+    chosen = set(sorted(allowed)[: max(1, n)])
+    _set_affinity_all(chosen)
+    try:
+        yield len(chosen)
+    finally:
+        _set_affinity_all(allowed)
 
 
 def repeat(
@@ -58,13 +94,17 @@ def repeat_interleaved(
     min_seconds: float = 1.0,
     warmup: int = 1,
     max_repeats: int = 10_000,
+    cpu_out: list[list[float]] | None = None,
 ) -> list[list[float]]:
     """:func:`repeat` for several callables at once, alternating them call by call.
 
     The order flips every round (ABBA...), so slow periods of a shared machine fall on all of
     them alike and ratios between them stay meaningful. Each must reach ``min_repeats`` and
-    ``min_seconds``; returns one list of seconds per callable.
+    ``min_seconds``; returns one list of seconds per callable. If ``cpu_out`` is given, the
+    process CPU seconds of each timed call are appended to it (one list per callable).
     """
+    if cpu_out is not None:
+        cpu_out[:] = [[] for _ in fns]
     for _ in range(max(0, warmup)):
         for fn in fns:
             fn()
@@ -80,9 +120,12 @@ def repeat_interleaved(
 
     while more():
         for i in order if rounds % 2 == 0 else order[::-1]:
+            c0 = cpu_seconds()
             t0 = clock()
             fns[i]()
             dt = clock() - t0
+            if cpu_out is not None:
+                cpu_out[i].append(cpu_seconds() - c0)
             times[i].append(dt)
             totals[i] += dt
         rounds += 1

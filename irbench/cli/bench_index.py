@@ -71,6 +71,7 @@ def bench_index_cmd(
 
     from irbench.bench.index import bench_index, concat, load_vectors, vectors_from_cache
     from irbench.bench.timing import describe_machine
+    from irbench.bench.timing import fmt_cell as cell
 
     if vectors:
         vs = concat([load_vectors(p) for p in vectors])
@@ -100,18 +101,15 @@ def bench_index_cmd(
         caption=describe_machine(meta["machine"]),
         caption_justify="left",
     )
-    for name in ("engine", "setting", "k", "thr", "build_s", "MB", "QPS", "mean_ms", "p50_ms",
-                 "p99_ms", "recall", "nDCG@10"):  # fmt: skip
+    for name in ("engine", "setting", "k", "thr", "build_s", "MB", "QPS", "cores", "mean_ms",
+                 "p50_ms", "p99_ms", "recall", "nDCG@10"):  # fmt: skip
         table.add_column(name, justify="left" if name in ("engine", "setting") else "right")
-
-    def f(v, nd=2):
-        return "—" if v is None or v != v else f"{v:,.{nd}f}"
-
     for r in rows:
         table.add_row(
-            r["engine"], r["setting"], str(r["k"]), str(r["threads"]), f(r["build_s"]),
-            f(r["size_mb"], 1), f(r["qps"], 0), f(r["mean_ms"], 3), f(r["p50_ms"], 3),
-            f(r["p99_ms"], 3), f(r["recall"], 3), f(r["ndcg@10"], 4),
+            r["engine"], r["setting"], str(r["k"]), str(r["threads"]), cell(r["build_s"]),
+            cell(r["size_mb"], 1), cell(r["qps"], 0), cell(r.get("cores_used"), 2),
+            cell(r["mean_ms"], 3), cell(r["p50_ms"], 3), cell(r["p99_ms"], 3),
+            cell(r["recall"], 3), cell(r["ndcg@10"], 4),
         )  # fmt: skip
     con.print(table)
     if meta["ratios"]:
