@@ -51,9 +51,6 @@ from irbench.index.base import atomic_folder, read_header, write_header
 
 FORMAT = 2  # 2: summaries stored component-major per posting list
 SLACK = 1.0 + 1e-4  # relative slack on summary bounds (float32 rounding)
-#: queries with fewer positive terms look weights up through a uint8 slot table (L1-sized);
-#: longer ones through a float32 array over the vocabulary (same products either way)
-SLOT_LIMIT = 256
 
 # name -> (dtype or None = term dtype, ndim)
 _ARRAYS = {
@@ -533,8 +530,6 @@ class ApproxIndex:
         try:
             s = (
                 np.zeros((n_workers, self.n_terms), dtype=np.float32),
-                np.zeros((n_workers, self.n_terms), dtype=np.uint8),
-                np.zeros((n_workers, 256), dtype=np.float32),
                 np.zeros((n_workers, self.n_docs), dtype=np.int32),
                 np.zeros(n_workers, dtype=np.int64),
             )
@@ -584,7 +579,7 @@ class ApproxIndex:
         numba.set_num_threads(n_threads)
         try:
             n_workers = min(n_threads, nq)
-            (qdense, qslot, qvals, stamp, gens), cached = self._take_scratch(n_workers)
+            (qdense, stamp, gens), cached = self._take_scratch(n_workers)
             try:
                 heap_s = np.empty((n_workers, k), dtype=np.float32)
                 heap_d = np.empty((n_workers, k), dtype=np.int64)
@@ -597,10 +592,7 @@ class ApproxIndex:
                     k,
                     qc if qc > 0 else 2**62,
                     hf,
-                    min(SLOT_LIMIT, 256),
                     qdense[:n_workers],
-                    qslot[:n_workers],
-                    qvals[:n_workers],
                     stamp[:n_workers],
                     gens[:n_workers],
                     bounds,

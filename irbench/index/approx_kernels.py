@@ -488,43 +488,43 @@ EPS = np.float32(2.0**-22)  # > 2 * float32 unit roundoff: margin per summed pro
 
 
 @njit(inline="always", nogil=True)
-def _dot4s(qslot, qvals, idx, vals, e0, e1):  # pragma: no cover
-    """:func:`_dot4` with the query weight of term ``t`` at ``qvals[qslot[t]]``."""
-    s0 = np.float32(0.0)
-    s1 = np.float32(0.0)
-    s2 = np.float32(0.0)
-    s3 = np.float32(0.0)
-    e = e0
-    while e + 4 <= e1:
-        s0 += qvals[qslot[idx[e]]] * np.float32(vals[e])
-        s1 += qvals[qslot[idx[e + 1]]] * np.float32(vals[e + 1])
-        s2 += qvals[qslot[idx[e + 2]]] * np.float32(vals[e + 2])
-        s3 += qvals[qslot[idx[e + 3]]] * np.float32(vals[e + 3])
-        e += 4
-    while e < e1:
-        s0 += qvals[qslot[idx[e]]] * np.float32(vals[e])
-        e += 1
-    return (s0 + s1) + (s2 + s3)
-
-
-@njit(inline="always", nogil=True)
 def _dot4(qdense, idx, vals, e0, e1):  # pragma: no cover
     """sum of qdense[idx[e]] * f32(vals[e]) over [e0, e1) with 4 independent partial sums."""
     s0 = np.float32(0.0)
     s1 = np.float32(0.0)
     s2 = np.float32(0.0)
     s3 = np.float32(0.0)
-    e = e0
-    while e + 4 <= e1:
+    # unsigned positions: no negative-index wraparound code in the loop
+    e = np.uint64(e0)
+    end = np.uint64(e1)
+    one = np.uint64(1)
+    two = np.uint64(2)
+    three = np.uint64(3)
+    four = np.uint64(4)
+    while e + four <= end:
         s0 += qdense[idx[e]] * np.float32(vals[e])
-        s1 += qdense[idx[e + 1]] * np.float32(vals[e + 1])
-        s2 += qdense[idx[e + 2]] * np.float32(vals[e + 2])
-        s3 += qdense[idx[e + 3]] * np.float32(vals[e + 3])
-        e += 4
-    while e < e1:
+        s1 += qdense[idx[e + one]] * np.float32(vals[e + one])
+        s2 += qdense[idx[e + two]] * np.float32(vals[e + two])
+        s3 += qdense[idx[e + three]] * np.float32(vals[e + three])
+        e += four
+    while e < end:
         s0 += qdense[idx[e]] * np.float32(vals[e])
-        e += 1
+        e += one
     return (s0 + s1) + (s2 + s3)
+
+
+@njit(inline="always", nogil=True)
+def _prefetch_row(idx, vals, e0, e1):  # pragma: no cover
+    """Prefetch every cache line of forward-index entries [e0, e1) (terms and weights)."""
+    step = 64 // idx.itemsize
+    for e in range(e0, e1, step):
+        prefetch(idx, e)
+    step = 64 // vals.itemsize
+    for e in range(e0, e1, step):
+        prefetch(vals, e)
+    if e1 > e0:
+        prefetch(idx, e1 - 1)
+        prefetch(vals, e1 - 1)
 
 
 @njit(nogil=True)
@@ -549,10 +549,7 @@ def _search_one(
     k,
     query_cut,
     heap_factor,
-    slot_limit,
     qdense,
-    qslot,
-    qvals,
     stamp,
     gen,
     bounds,
@@ -575,16 +572,8 @@ def _search_one(
             cnt += 1
     if cnt == 0:
         return
-    # query weights by term: a uint8 slot per term (an L1-resident table) into 256 weights,
-    # or, for queries with more than 255 terms, a float32 weight per term
-    slots = cnt < slot_limit
     for i in range(cnt):
-        if slots:
-            qslot[cand_t[i]] = i + 1
-            qvals[i + 1] = cand_v[i]
-        else:
-            qdense[cand_t[i]] = cand_v[i]
-    qvals[0] = 0
+        qdense[cand_t[i]] = cand_v[i]
     order = np.argsort(-cand_v[:cnt], kind="mergesort")  # weight desc, ties: lower term
     cut = min(cnt, query_cut)
     hf = np.float32(heap_factor)
@@ -645,8 +634,7 @@ def _search_one(
                     dn = np.int64(blk_docs[p + 1])
                     prefetch(stamp, dn)
                     en = fwd_indptr[dn]
-                    prefetch(fwd_indices, en)
-                    prefetch(fwd_data, en)
+                    _prefetch_row(fwd_indices, fwd_data, en, min(en + 64, fwd_indptr[dn + 1]))
                 d = np.int64(blk_docs[p])
                 if stamp[d] == gen:
                     continue
@@ -657,25 +645,17 @@ def _search_one(
                     # 4-way sum first (no serial dependency chain); its error is below
                     # (n - 1) * 2^-24 * s for these non-negative products, so a doc it puts
                     # clearly below the k-th score is below it exactly too
-                    if slots:
-                        s4 = _dot4s(qslot, qvals, fwd_indices, fwd_data, e0, e1)
-                    else:
-                        s4 = _dot4(qdense, fwd_indices, fwd_data, e0, e1)
+                    s4 = _dot4(qdense, fwd_indices, fwd_data, e0, e1)
                     if s4 * (np.float32(1.0) + np.float32(e1 - e0) * EPS) < hs[0]:
                         continue
                 s = np.float32(0.0)  # the exact score: serial, ascending term id
-                if slots:
-                    for e in range(e0, e1):
-                        s += qvals[qslot[fwd_indices[e]]] * fwd_data[e]
-                else:
-                    for e in range(e0, e1):
-                        s += qdense[fwd_indices[e]] * fwd_data[e]
+                for e in range(e0, e1):
+                    s += qdense[fwd_indices[e]] * fwd_data[e]
                 if size == k and _worse(s, d, hs[0], hd[0]):
                     continue
                 size = _heap_offer(hs, hd, size, k, s, d)
     for i in range(cnt):
         qdense[cand_t[i]] = 0
-        qslot[cand_t[i]] = 0
     while size > 0:
         size -= 1
         out_s[size] = hs[0]
@@ -706,10 +686,7 @@ def search_batch(
     k,
     query_cut,
     heap_factor,
-    slot_limit,
     qdense,
-    qslot,
-    qvals,
     stamp,
     gens,
     bounds,
@@ -720,7 +697,7 @@ def search_batch(
 ):  # pragma: no cover
     """Approximate top-k of every query row into ``out_s``/``out_d`` (pre-filled -inf / -1).
 
-    ``qdense`` and ``qslot`` must be zero on entry (and are again on return); ``stamp``/``gens`` carry the
+    ``qdense`` must be zero on entry (and is again on return); ``stamp``/``gens`` carry the
     per-worker visited marks across calls (``stamp[w, d] == gens[w]`` = seen this query).
     """
     n_workers = qdense.shape[0]
@@ -753,10 +730,7 @@ def search_batch(
                 k,
                 query_cut,
                 heap_factor,
-                slot_limit,
                 qdense[w],
-                qslot[w],
-                qvals[w],
                 stamp[w],
                 np.int32(g),
                 bounds[w],
