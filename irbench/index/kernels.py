@@ -362,11 +362,14 @@ def _search_one(
         b = offsets[t]
         e = offsets[t + 1]
         if dense:
-            for p in range(b, e):
-                d = doc_ids[p]  # unsigned: no negative-index wraparound code in the loop
-                x = qw * np.float32(weights[p])
+            pu = np.uint64(b)
+            eu = np.uint64(e)
+            while pu < eu:
+                d = doc_ids[pu]  # unsigned: no negative-index wraparound code in the loop
+                x = qw * np.float32(weights[pu])
                 acc[d] += x
                 n_nonpos += np.int64(x <= zero)
+                pu += np.uint64(1)
         else:
             for p in range(b, e):
                 # branch-free: always write, advance on a first touch (acc still 0); a doc
