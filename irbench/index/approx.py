@@ -74,7 +74,7 @@ DEFAULTS: dict[str, Any] = {
     "max_fraction": 1.5,
     "centroid_fraction": 0.1,
     "summary_energy": 0.4,
-    "cluster_terms": 16,
+    "cluster_terms": 128,
     "query_cut": 10,
     "heap_factor": 0.9,
 }
@@ -321,7 +321,7 @@ class ApproxIndex:
             cap_offsets = np.concatenate([[0], np.cumsum(cap)]).astype(np.int64)
 
             m = cfg["cluster_terms"]
-            sk_terms = np.full((n_docs, m), -1, dtype=np.int64)
+            sk_terms = np.full((n_docs, m), -1, dtype=np.int32)
             sk_w = np.zeros((n_docs, m), dtype=np.float32)
             ak.doc_sketches(fwd_indptr, fwd_indices, fwd_data, m, sk_terms, sk_w)
 
