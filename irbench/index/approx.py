@@ -44,9 +44,9 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from irbench.errors import CacheError, ConfigError
+from irbench.errors import ConfigError
 from irbench.index import approx_kernels as ak
-from irbench.index import kernels
+from irbench.index import base, kernels
 from irbench.index.base import atomic_folder, read_header, write_header
 
 FORMAT = 2  # 2: summaries stored component-major per posting list
@@ -452,15 +452,8 @@ class ApproxIndex:
         """Load a saved index (memory-mapped read-only by default); raises CacheError."""
         path = Path(path)
         header = read_header(path)
-        where = path / "header.json"
-        if header.get("type") != cls.type_name:
-            raise CacheError(f"{where}: index type {header.get('type')!r} is not 'numba_approx'")
-        if header.get("format") != FORMAT:
-            raise CacheError(
-                f"{where}: index format {header.get('format')!r} unsupported "
-                f"(expected {FORMAT}); rebuild the index"
-            )
-        try:
+        where = base.check_header(path, header, cls.type_name, FORMAT)
+        with base.header_fields(where):
             n_docs = int(header["n_docs"])
             n_terms = int(header["n_terms"])
             n_blocks = int(header["n_blocks"])
@@ -470,10 +463,6 @@ class ApproxIndex:
             n_comp = int(header["n_summary_components"])
             tdt = np.dtype(header["term_dtype"])
             cfg = dict(header["config"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise CacheError(
-                f"{where}: bad or missing header key ({e}); rebuild the index"
-            ) from None
         shapes = {
             "fwd_indptr": n_docs + 1,
             "fwd_indices": nnz,
@@ -489,33 +478,22 @@ class ApproxIndex:
             "ent_blk": n_sum,
             "ent_val": n_sum,
         }
-        arrays = {}
-        for name, (dtype, _) in _ARRAYS.items():
-            file = path / f"{name}.npy"
-            want = np.dtype(dtype) if dtype is not None else tdt
-            try:
-                arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as e:
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise CacheError(f"{file}: unreadable ({msg}); rebuild the index") from None
-            if arr.dtype != want or arr.shape != (shapes[name],):
-                raise CacheError(
-                    f"{file}: {arr.dtype}{list(arr.shape)} does not match the header "
-                    f"({want}[{shapes[name]}]); rebuild the index"
-                )
-            arrays[name] = arr
-        for name, total in (
-            ("fwd_indptr", nnz),
-            ("term_blocks", n_blocks),
-            ("blk_ptr", n_kept),
-            ("sum_ptr", n_sum),
-            ("comp_ptr", n_comp),
-        ):
-            a = arrays[name]
-            if a[0] != 0 or a[-1] != total or np.any(np.diff(a) < 0):
-                raise CacheError(
-                    f"{path / (name + '.npy')}: offsets inconsistent; rebuild the index"
-                )
+        expected = {
+            name: (dtype if dtype is not None else tdt, (shapes[name],))
+            for name, (dtype, _) in _ARRAYS.items()
+        }
+        arrays = base.load_arrays(path, expected, mmap)
+        base.check_offsets(
+            path,
+            arrays,
+            {
+                "fwd_indptr": nnz,
+                "term_blocks": n_blocks,
+                "blk_ptr": n_kept,
+                "sum_ptr": n_sum,
+                "comp_ptr": n_comp,
+            },
+        )
         return cls(arrays, n_docs=n_docs, n_terms=n_terms, cfg=cfg)
 
     # ----------------------------------------------------------------------------- search

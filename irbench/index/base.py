@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from irbench.errors import CacheError, ConfigError
 
 if TYPE_CHECKING:
@@ -65,6 +67,60 @@ def read_header(path: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise CacheError(f"{file}: index header is not a JSON object; rebuild the index")
     return header
+
+
+def check_header(path: Path, header: dict[str, Any], type_name: str, fmt: int) -> Path:
+    """Raise :class:`CacheError` unless a saved index's header has this type and format;
+    returns the header file (for messages)."""
+    where = path / HEADER
+    if header.get("type") != type_name:
+        raise CacheError(f"{where}: index type {header.get('type')!r} is not {type_name!r}")
+    if header.get("format") != fmt:
+        raise CacheError(
+            f"{where}: index format {header.get('format')!r} unsupported "
+            f"(expected {fmt}); rebuild the index"
+        )
+    return where
+
+
+@contextmanager
+def header_fields(where: Path) -> Iterator[None]:
+    """Turn a missing or malformed header key read inside the block into a CacheError."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError) as e:
+        raise CacheError(f"{where}: bad or missing header key ({e}); rebuild the index") from None
+
+
+def load_arrays(
+    path: Path, expected: dict[str, tuple[Any, tuple[int, ...]]], mmap: bool
+) -> dict[str, np.ndarray]:
+    """``name.npy`` for each ``name -> (dtype, shape)`` (memory-mapped read-only if ``mmap``);
+    raises CacheError on an unreadable file or a dtype / shape other than expected."""
+    arrays = {}
+    for name, (dtype, shape) in expected.items():
+        file = path / f"{name}.npy"
+        want = np.dtype(dtype)
+        try:
+            arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise CacheError(f"{file}: unreadable ({msg}); rebuild the index") from None
+        if arr.dtype != want or arr.shape != shape:
+            raise CacheError(
+                f"{file}: {arr.dtype}{list(arr.shape)} does not match the header "
+                f"({want}{list(shape)}); rebuild the index"
+            )
+        arrays[name] = arr
+    return arrays
+
+
+def check_offsets(path: Path, arrays: dict[str, np.ndarray], totals: dict[str, int]) -> None:
+    """Each offsets array ``name`` must start at 0, end at ``totals[name]`` and never fall."""
+    for name, total in totals.items():
+        a = arrays[name]
+        if a[0] != 0 or a[-1] != total or np.any(np.diff(a) < 0):
+            raise CacheError(f"{path / (name + '.npy')}: offsets inconsistent; rebuild the index")
 
 
 def load_index(path: str | os.PathLike) -> Index:

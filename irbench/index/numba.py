@@ -25,7 +25,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from irbench.errors import CacheError, ConfigError
-from irbench.index import kernels
+from irbench.index import base, kernels
 from irbench.index.base import atomic_folder, read_header, write_header
 
 FORMAT = 1
@@ -257,49 +257,23 @@ class NumbaIndex:
         """
         path = Path(path)
         header = read_header(path)
-        where = path / "header.json"
-        if header.get("type") != cls.type_name:
-            raise CacheError(f"{where}: index type {header.get('type')!r} is not 'numba'")
-        if header.get("format") != FORMAT:
-            raise CacheError(
-                f"{where}: index format {header.get('format')!r} unsupported "
-                f"(expected {FORMAT}); rebuild the index"
-            )
-        try:
+        where = base.check_header(path, header, cls.type_name, FORMAT)
+        with base.header_fields(where):
             n_docs = int(header["n_docs"])
             n_terms = int(header["n_terms"])
             nnz = int(header["nnz"])
             quantize = header["quantize"]
             scale = float(header["scale"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise CacheError(
-                f"{where}: bad or missing header key ({e}); rebuild the index"
-            ) from None
         if quantize not in _QUANT_DTYPES or min(n_docs, n_terms, nnz) < 0 or not scale > 0:
             raise CacheError(f"{where}: invalid header values; rebuild the index")
-
         expected = {
-            "offsets": (np.dtype(np.int64), (n_terms + 1,)),
-            "doc_ids": (np.dtype(np.uint32), (nnz,)),
-            "weights": (np.dtype(_QUANT_DTYPES[quantize]), (nnz,)),
+            "offsets": (np.int64, (n_terms + 1,)),
+            "doc_ids": (np.uint32, (nnz,)),
+            "weights": (_QUANT_DTYPES[quantize], (nnz,)),
         }
-        arrays = {}
-        for name, (dtype, shape) in expected.items():
-            file = path / f"{name}.npy"
-            try:
-                arr = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
-            except (OSError, ValueError, EOFError) as e:
-                msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-                raise CacheError(f"{file}: unreadable ({msg}); rebuild the index") from None
-            if arr.dtype != dtype or arr.shape != shape:
-                raise CacheError(
-                    f"{file}: {arr.dtype}{list(arr.shape)} does not match the header "
-                    f"({dtype}{list(shape)}); rebuild the index"
-                )
-            arrays[name] = arr
+        arrays = base.load_arrays(path, expected, mmap)
+        base.check_offsets(path, arrays, {"offsets": nnz})
         offsets = arrays["offsets"]
-        if offsets[0] != 0 or offsets[-1] != nnz or np.any(np.diff(offsets) < 0):
-            raise CacheError(f"{path / 'offsets.npy'}: offsets inconsistent; rebuild the index")
         return cls(
             offsets,
             arrays["doc_ids"],
