@@ -17,7 +17,6 @@ the same qrels (the BEIR self-hit rule applied to both when ``dataset.drop_self_
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from collections.abc import Callable, Sequence
@@ -110,7 +109,7 @@ def top1_agreement(a: list[tuple[str, list]], b: list[tuple[str, list]]) -> tupl
     return agree, compared
 
 
-def _time_engines(objs, batches, encoded, singles, k, threads, min_seconds, opts):
+def _time_engines(objs, batches, encoded, singles, k, threads, opts):
     """Batch (text in), search-only and one-at-a-time timings of every engine, interleaved."""
     batch_times = timing.repeat_interleaved(
         [
@@ -128,7 +127,7 @@ def _time_engines(objs, batches, encoded, singles, k, threads, min_seconds, opts
     )
     lat = timing.latencies_interleaved(
         [lambda one, e=e, k=k, t=threads: e.query(one, k, t) for e in objs], singles,
-        min_seconds=min_seconds,
+        min_seconds=opts["min_seconds"],
     )  # fmt: skip
     return batch_times, search_times, lat
 
@@ -285,10 +284,9 @@ def _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo):
     for k in ks:
         for threads in threads_list:
             echo(f"timing k={k} threads={threads}: {', '.join(names)} ...")
-            pin = timing.pinned(1) if threads == 1 else contextlib.nullcontext()
-            with pin:
+            with timing.pinned_for(threads):
                 batch_times, search_times, lat = _time_engines(
-                    objs, batches, encoded, singles, k, threads, min_seconds, opts
+                    objs, batches, encoded, singles, k, threads, opts
                 )
             for i, name in enumerate(names):
                 _, _, _, setting, build_s, size_mb = engines[name]

@@ -34,7 +34,6 @@ threads, build_s, size_mb, mean_ms, p50_ms, p99_ms, qps, cores_used, recall, ndc
 
 from __future__ import annotations
 
-import contextlib
 import json
 import tempfile
 import time
@@ -402,8 +401,7 @@ def bench_index(
                 echo(f"timing k={k} threads={t}: {len(idx)} engine settings, interleaved ...")
                 fns = [_batch_call(specs[i][1], specs[i][3], kk, t, specs[i][4]) for i in idx]
                 cpu: list[list[float]] = []
-                pin = timing.pinned(1) if t == 1 else contextlib.nullcontext()
-                with quiet_native_output(), pin:
+                with quiet_native_output(), timing.pinned_for(t):
                     secs = timing.repeat_interleaved(
                         fns, min_repeats=min_repeats, min_seconds=min_seconds, cpu_out=cpu
                     )
@@ -522,7 +520,7 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     for r in rows:
         lines.append(
             f"| {r['engine']} | {r['setting']} | {r['k']} | {r['threads']} | {cell(r['build_s'])} | "
-            f"{cell(r['size_mb'], 1)} | {cell(r['qps'], 0)} | {cell(r.get('cores_used'), 2)} | "
+            f"{cell(r['size_mb'], 1)} | {cell(r['qps'], 0)} | {cell(r['cores_used'], 2)} | "
             f"{cell(r['mean_ms'], 3)} | "
             f"{cell(r['p50_ms'], 3)} | {cell(r['p99_ms'], 3)} | {cell(r['recall'], 3)} | "
             f"{cell(r['ndcg@10'], 4)} |"

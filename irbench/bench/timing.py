@@ -8,7 +8,7 @@
 * :func:`latencies` times items one at a time (a separate loop from the batch timing), and
   :func:`latency_stats` summarises them as mean / p50 / p99 milliseconds.
 * :func:`machine` describes the host (CPU model, cores, RAM) for reports.
-* :func:`pinned` confines the whole process (every thread, native pools included) to a given
+* :func:`pinned` (:func:`pinned_for` a thread count) confines the whole process (every thread, native pools included) to a given
   number of CPUs for the timings of a "1 thread" row, and :func:`cpu_seconds` reads the
   process CPU time, so that a report can show how many cores an engine really used.
 """
@@ -59,6 +59,11 @@ def pinned(n: int) -> Iterator[int]:
         yield len(chosen)
     finally:
         _set_affinity_all(allowed)
+
+
+def pinned_for(threads: int) -> contextlib.AbstractContextManager[Any]:
+    """:func:`pinned` to one CPU for a 1-thread timing, a no-op context for more threads."""
+    return pinned(1) if threads == 1 else contextlib.nullcontext()
 
 
 def repeat(

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from irbench.cli.common import Overrides, groups_help
+from irbench.cli.common import Overrides, command_line, groups_help
 from irbench.cli.errors import handle_errors
 
 bench_app = typer.Typer(
@@ -50,11 +48,7 @@ def bm25(
     from irbench.config import compose
 
     cfg = compose(overrides or [])
-    command = (
-        "irbench bench bm25 " + " ".join(shlex.quote(a) for a in sys.argv[3:])
-        if sys.argv[1:3] == ["bench", "bm25"]
-        else None
-    )
+    command = command_line("bench", "bm25")
     err = Console(stderr=True)
     df = bench_bm25(
         cfg, ks=k or (10, 1000), out_dir=out, min_seconds=min_seconds, fresh_index=fresh_index, command=command,

@@ -3,14 +3,12 @@ sentence-transformers, and against the machine's fp32 matmul limit for that mode
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from irbench.cli.common import Overrides, groups_help
+from irbench.cli.common import Overrides, command_line, groups_help
 from irbench.cli.errors import handle_errors
 
 
@@ -60,11 +58,7 @@ def bench_encode_cmd(
     from irbench.config import compose
 
     cfg = compose(overrides or [])
-    command = (
-        "irbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        if sys.argv[1:3] == ["bench", "encode"]
-        else None
-    )
+    command = command_line("bench", "encode")
     err = Console(stderr=True)
     rows, meta = bench_encode(
         cfg, docs, select, slice_size=slice_size, repeats=repeats, scales=scale or (),

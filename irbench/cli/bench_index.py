@@ -3,22 +3,13 @@ processing against PISA, Seismic and BMP, the vector files it reads, synthetic c
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from irbench.cli.common import Overrides, groups_help
+from irbench.cli.common import Overrides, command_line, groups_help
 from irbench.cli.errors import handle_errors
-
-
-def _command_line(prefix: list[str]) -> str | None:
-    n = len(prefix)
-    if sys.argv[1 : 1 + n] == prefix:
-        return "irbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    return None
 
 
 def _echo(msg: str) -> None:
@@ -90,7 +81,7 @@ def bench_index_cmd(
     out_dir = out or Path("runs") / "bench" / vs.name.replace("/", "_") / "index"
     rows, meta = bench_index(
         vs, ks=k or (10, 1000), only=engine, threads=threads, min_seconds=min_seconds,
-        latency=latency, out_dir=out_dir, command=_command_line(["bench", "index"]), echo=_echo,
+        latency=latency, out_dir=out_dir, command=command_line("bench", "index"), echo=_echo,
     )  # fmt: skip
     con = Console()
     if not con.is_terminal:
@@ -107,7 +98,7 @@ def bench_index_cmd(
     for r in rows:
         table.add_row(
             r["engine"], r["setting"], str(r["k"]), str(r["threads"]), cell(r["build_s"]),
-            cell(r["size_mb"], 1), cell(r["qps"], 0), cell(r.get("cores_used"), 2),
+            cell(r["size_mb"], 1), cell(r["qps"], 0), cell(r["cores_used"], 2),
             cell(r["mean_ms"], 3), cell(r["p50_ms"], 3), cell(r["p99_ms"], 3),
             cell(r["recall"], 3), cell(r["ndcg@10"], 4),
         )  # fmt: skip
@@ -198,7 +189,7 @@ def bench_scale_cmd(
     meta = {
         "source": real.describe(),
         "machine": timing.describe_machine(),
-        "command": _command_line(["bench", "scale"]),
+        "command": command_line("bench", "scale"),
         "quantize": quantize,
         "seed": seed,
     }

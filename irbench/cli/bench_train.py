@@ -3,14 +3,12 @@ SparseEncoderTrainer on the same model, batches and loss."""
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from irbench.cli.common import Overrides, groups_help
+from irbench.cli.common import Overrides, command_line, groups_help
 from irbench.cli.errors import handle_errors
 
 
@@ -35,11 +33,7 @@ def bench_train_cmd(
     from irbench.cli.common import compose_with_default_recipe
 
     cfg = compose_with_default_recipe(overrides or [])
-    command = (
-        "irbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        if sys.argv[1:3] == ["bench", "train"]
-        else None
-    )
+    command = command_line("bench", "train")
     rows, meta = bench_train(
         cfg, steps=steps, warmup=warmup, rounds=rounds, peer=peer, out_dir=out, command=command,
         echo=lambda msg: typer.echo(msg, err=True),

@@ -16,6 +16,17 @@ Multirun = Annotated[
 ]
 
 
+def command_line(*prefix: str) -> str | None:
+    """The shell command that ran ``irbench <prefix> ...`` (quoted), or None when called from
+    elsewhere (tests, Python)."""
+    import shlex
+    import sys
+
+    if sys.argv[1 : 1 + len(prefix)] != list(prefix):
+        return None
+    return "irbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
 def compose_with_default_recipe(overrides: list[str] | None):
     """Compose the config, adding ``train=splade`` when no ``train=`` override is given."""
     from irbench.config import compose

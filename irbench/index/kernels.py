@@ -389,16 +389,12 @@ def _search_one(
         # large k: gather all candidates, partition around the k-th score, sort k
         m = 0
         if dense and n_nonpos == 0:
-            size = _select_dense(acc, scale, k, cand_s, cand_d, out_s, out_d)
+            _select_dense(acc, scale, k, cand_s, cand_d, out_s, out_d)
             return
         if dense:
+            m = _gather(acc, scale, np.float32(-np.inf), cand_s, cand_d)
             for d in range(n_docs):
-                v = acc[d]
-                if v != zero:
-                    acc[d] = zero
-                    cand_s[m] = v * scale
-                    cand_d[m] = d
-                    m += 1
+                acc[d] = zero
         else:
             for i in range(n_touched):
                 d = np.int64(touched[i])
