@@ -11,10 +11,13 @@ from typer.testing import CliRunner
 
 from irbench.bench import peers, timing
 from irbench.bench.index import (
+    APPROX_SEARCH,
     COLUMNS,
     VectorSet,
+    approx_grid,
     bench_index,
     concat,
+    default_engines,
     load_vectors,
     recall_at_k,
     save_vectors,
@@ -118,11 +121,37 @@ def test_cli_bench_index_and_vectors(tmp_path):
         app,
         ["bench", "index", "--vectors", str(tmp_path / "v.npz"), "--engine", "numba",
          "--engine", "numba_approx", "--k", "5", "--threads", "1", "--min-seconds", "0",
-         "--no-latency", "--max-queries", "5", "--out", str(out)],
+         "--no-latency", "--max-queries", "5", "--n-postings", "40", "--query-cut", "3",
+         "--query-cut", "5", "--out", str(out)],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     saved = json.loads((out / "bench.json").read_text())
     assert {r["engine"] for r in saved} == {"irbench numba", "irbench numba_approx"}
+    assert sorted(r["setting"] for r in saved if r["engine"] == "irbench numba_approx") == [
+        "n_postings 40, query_cut 3, heap_factor 0.9",
+        "n_postings 40, query_cut 5, heap_factor 0.9",
+    ]
     assert "irbench numba" in res.output
     res = CliRunner().invoke(app, ["bench", "index", "--vectors", str(tmp_path / "missing.npz")])
     assert res.exit_code != 0
+
+
+def test_approximate_builds_and_grid_from_options():
+    approx = lambda engines: [(k, b, g) for k, b, g in engines if k in ("numba_approx", "seismic")]  # noqa: E731
+    default = approx(default_engines(10_000))
+    assert [b["n_postings"] for _, b, _ in default] == [150, 250, 150, 250]
+    assert all(g == APPROX_SEARCH for _, _, g in default)
+    grid = approx_grid([10, 20], [0.8])
+    assert grid == [{"query_cut": 10, "heap_factor": 0.8}, {"query_cut": 20, "heap_factor": 0.8}]
+    assert approx_grid(None, [0.7]) == [{"query_cut": 10, "heap_factor": 0.7}]
+    assert approx_grid(None, None) is None
+    chosen = approx(default_engines(10_000, [4000], grid))
+    assert chosen == [
+        ("numba_approx", {"n_postings": 4000}, grid),
+        ("seismic", {"n_postings": 4000}, grid),
+    ]
+    for bad in (lambda: approx_grid([-1], None), lambda: approx_grid(None, [1.5])):
+        with pytest.raises(ConfigError):
+            bad()
+    with pytest.raises(ConfigError, match="n-postings"):
+        default_engines(10_000, [0])

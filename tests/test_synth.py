@@ -87,3 +87,48 @@ def test_bench_scale_rows(real, tmp_path):
     assert rows[0]["postings"] < rows[1]["postings"]
     assert all(r["qps_1"] > 0 and r["p50_ms"] > 0 and r["size_mb"] >= 0 for r in rows)
     json.dumps(rows)  # bench.json material
+
+
+def test_parent_share_keeps_statistics_and_adds_cooccurrence(real):
+    n = 3 * CHUNK
+    out = synthesize(real, n, seed=0, echo=lambda _: None, parent_share=0.65).docs
+    indep = synthesize(real, n, seed=0, echo=lambda _: None).docs
+    assert out.has_canonical_format
+    docs = real.docs
+    # per-doc nnz and frequent-term df stay those of the real corpus
+    real_nnz, out_nnz = docs.nnz / docs.shape[0], out.nnz / out.shape[0]
+    assert abs(out_nnz - real_nnz) / real_nnz < 0.05
+    f_real = np.diff(docs.tocsc().indptr) / docs.shape[0]
+    f_out = np.diff(out.tocsc().indptr) / out.shape[0]
+    common = f_real > 0.05
+    np.testing.assert_allclose(f_out[common], f_real[common], rtol=0.15)
+    assert not f_out[f_real == 0].any()
+
+    # co-occurrence: a doc holds a large share of one real doc's exact (term, weight) entries
+    # (its parent); independent draws match some real doc's entries only by chance
+    owners = {}
+    for r in range(docs.shape[0]):
+        row = docs[r]
+        for key in zip(row.indices.tolist(), row.data.tolist(), strict=True):
+            owners.setdefault(key, []).append(r)
+
+    def parent_coverage(m):
+        best = []
+        for d in range(200):
+            row = m[d]
+            hits = np.zeros(docs.shape[0])
+            for key in zip(row.indices.tolist(), row.data.tolist(), strict=True):
+                hits[owners.get(key, [])] += 1
+            best.append(np.max(hits / np.diff(docs.indptr)))
+        return float(np.mean(best))
+
+    assert 0.5 < parent_coverage(out) < 0.8  # about parent_share
+    assert parent_coverage(indep) < 0.25
+
+
+def test_parent_share_zero_is_the_independent_corpus(real):
+    a = Synthesizer(real, seed=2).block(0, CHUNK)
+    b = Synthesizer(real, seed=2, parent_share=0.0).block(0, CHUNK)
+    assert (abs(a - b) > 0).nnz == 0
+    with pytest.raises(ValueError, match="parent_share"):
+        Synthesizer(real, parent_share=1.0)

@@ -230,21 +230,46 @@ APPROX_SEARCH = [
 ]
 
 
-def default_engines(n_docs: int) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
+def approx_grid(
+    query_cut: Sequence[int] | None, heap_factor: Sequence[float] | None
+) -> list[dict[str, Any]] | None:
+    """Every (query_cut, heap_factor) pair; a missing side takes the search default (10 /
+    0.9); None when neither is given (the default grid)."""
+    if not query_cut and not heap_factor:
+        return None
+    if any(q < 0 for q in query_cut or []) or any(not 0 < h <= 1 for h in heap_factor or []):
+        raise ConfigError(
+            "--query-cut takes counts >= 0 (0 = all), --heap-factor fractions in (0, 1]"
+        )
+    return [
+        {"query_cut": int(q), "heap_factor": float(h)}
+        for q in (query_cut or [10])
+        for h in (heap_factor or [0.9])
+    ]
+
+
+def default_engines(
+    n_docs: int,
+    n_postings: Sequence[int] | None = None,
+    approx_search: Sequence[dict[str, Any]] | None = None,
+) -> list[tuple[str, dict[str, Any], list[dict[str, Any]]]]:
     """``(engine key, build params, search settings)`` run by default.
 
     The two Seismic-class indexes are built alike (``n_postings`` = irbench's default for the
-    collection size, and 60% of it) and searched on the same ``query_cut`` / ``heap_factor``
-    grid, so that their recall/QPS points can be compared one to one.
+    collection size, and 60% of it; or each of ``n_postings``) and searched on the same
+    ``query_cut`` / ``heap_factor`` grid (:data:`APPROX_SEARCH` or ``approx_search``), so
+    that their recall/QPS points can be compared one to one.
     """
     from irbench.index.approx import default_n_postings
 
+    if any(n < 1 for n in n_postings or []):
+        raise ConfigError(f"--n-postings {list(n_postings or [])}: give counts >= 1")
     full = default_n_postings(n_docs)
-    small = max(32, int(round(0.6 * full)))
+    sizes = list(n_postings or [max(32, int(round(0.6 * full))), full])
+    grid = list(approx_search or APPROX_SEARCH)
     return [
         ("numba", {}, [{}]),
-        ("numba_approx", {"n_postings": small}, APPROX_SEARCH),
-        ("numba_approx", {"n_postings": full}, APPROX_SEARCH),
+        *[("numba_approx", {"n_postings": n}, grid) for n in sizes],
         ("taat", {}, [{}]),
         ("scipy", {}, [{}]),
         (
@@ -252,8 +277,7 @@ def default_engines(n_docs: int) -> list[tuple[str, dict[str, Any], list[dict[st
             {},
             [{"query_algorithm": a} for a in ("maxscore", "block_max_maxscore", "block_max_wand")],
         ),
-        ("seismic", {"n_postings": small}, APPROX_SEARCH),
-        ("seismic", {"n_postings": full}, APPROX_SEARCH),
+        *[("seismic", {"n_postings": n}, grid) for n in sizes],
         ("bmp", {"bsize": 32}, [{"alpha": 1.0}, {"alpha": 0.8}]),
     ]
 

@@ -36,6 +36,7 @@ def bench_scale(
     k: int = 10,
     quantize: str | None = None,
     seed: int = 0,
+    parent_share: float = 0.0,
     max_queries: int | None = None,
     min_seconds: float = 1.0,
     spill_dir: str | None = None,
@@ -44,7 +45,7 @@ def bench_scale(
     """One row per size (ascending); see the module docstring."""
     from irbench.runs.manifest import peak_rss_mb, reset_peak_rss
 
-    synth = Synthesizer(real, seed)
+    synth = Synthesizer(real, seed, parent_share)
     queries = real.queries[:max_queries] if max_queries else real.queries
     rows = []
     for n in sorted({int(s) for s in sizes}):

@@ -43,6 +43,26 @@ def bench_index_cmd(
         list[int] | None,
         typer.Option("--threads", help="Thread counts to time; repeatable (default 1 and all)"),
     ] = None,
+    n_postings: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--n-postings",
+            help="numba_approx and Seismic builds: postings kept per term; repeatable "
+            "(default: irbench's default for the corpus size, and 60% of it)",
+        ),
+    ] = None,
+    query_cut: Annotated[
+        list[int] | None,
+        typer.Option("--query-cut", help="Approximate search grid: query_cut values; repeatable"),
+    ] = None,
+    heap_factor: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--heap-factor",
+            help="Approximate search grid: heap_factor values; repeatable. With --query-cut, "
+            "the grid is every pair (default: a fixed 6-point grid, docs/index.md)",
+        ),
+    ] = None,
     max_queries: Annotated[
         int | None, typer.Option(help="Use only the first N queries (quick runs)")
     ] = None,
@@ -60,7 +80,14 @@ def bench_index_cmd(
     from rich.console import Console
     from rich.table import Table
 
-    from irbench.bench.index import bench_index, concat, load_vectors, vectors_from_cache
+    from irbench.bench.index import (
+        approx_grid,
+        bench_index,
+        concat,
+        default_engines,
+        load_vectors,
+        vectors_from_cache,
+    )
     from irbench.bench.timing import describe_machine
     from irbench.bench.timing import fmt_cell as cell
 
@@ -79,8 +106,12 @@ def bench_index_cmd(
             [r for r in vs.qrels if r[0] in keep],
         )  # fmt: skip
     out_dir = out or Path("runs") / "bench" / vs.name.replace("/", "_") / "index"
+    engines = default_engines(
+        vs.docs.shape[0], n_postings, approx_grid(query_cut, heap_factor)
+    )  # fmt: skip
     rows, meta = bench_index(
-        vs, ks=k or (10, 1000), only=engine, threads=threads, min_seconds=min_seconds,
+        vs, ks=k or (10, 1000), engines=engines, only=engine, threads=threads,
+        min_seconds=min_seconds,
         latency=latency, out_dir=out_dir, command=command_line("bench", "index"), echo=_echo,
     )  # fmt: skip
     con = Console()
@@ -140,14 +171,25 @@ def synth_cmd(
         "synth.npz"
     ),
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
+    parent_share: Annotated[
+        float,
+        typer.Option(
+            help="Share of each doc's terms copied from one real doc (term co-occurrence); "
+            "0 draws terms independently, 0.65 matches the nearest-neighbour similarity of "
+            "the real splade-tiny scifact+vaswani+cranfield corpus (docs/benchmarks.md)",
+            min=0.0,
+            max=0.99,
+        ),
+    ] = 0.0,
 ) -> None:
     """Generate sparse doc vectors following a real encoded corpus (per-doc nnz, term document
-    frequencies, weight distribution); the real queries are kept."""
+    frequencies, weight distribution, optionally term co-occurrence); the real queries are
+    kept."""
     from irbench.bench.index import concat, load_vectors, save_vectors
     from irbench.bench.synth import synthesize
 
     real = concat([load_vectors(p) for p in source])
-    vs = synthesize(real, n_docs, seed=seed, echo=_echo)
+    vs = synthesize(real, n_docs, seed=seed, echo=_echo, parent_share=parent_share)
     save_vectors(output, vs)
     typer.echo(f"wrote {output}: {vs.describe()}")
 
@@ -166,6 +208,16 @@ def bench_scale_cmd(
         str | None, typer.Option(help="Index weights: uint8 or uint16 (default float32)")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic corpus")] = 0,
+    parent_share: Annotated[
+        float,
+        typer.Option(
+            help="Share of each doc's terms copied from one real doc (term co-occurrence); "
+            "0 draws terms independently, 0.65 matches the nearest-neighbour similarity of "
+            "the real splade-tiny scifact+vaswani+cranfield corpus (docs/benchmarks.md)",
+            min=0.0,
+            max=0.99,
+        ),
+    ] = 0.0,
     max_queries: Annotated[int | None, typer.Option(help="Use only the first N queries")] = None,
     min_seconds: Annotated[float, typer.Option(help="Least seconds timed per measurement")] = 1.0,
     out: Annotated[Path, typer.Option(help="Folder for bench.json and bench.md")] = Path(
@@ -192,6 +244,7 @@ def bench_scale_cmd(
         "command": command_line("bench", "scale"),
         "quantize": quantize,
         "seed": seed,
+        "parent_share": parent_share,
     }
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "bench.json", json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
@@ -201,12 +254,54 @@ def bench_scale_cmd(
     typer.echo(f"wrote {out / 'bench.json'} and bench.md")
 
 
+def bench_bounds_cmd(
+    vectors: Annotated[
+        list[Path],
+        typer.Option("--vectors", help="Vectors (.npz); repeat to concatenate corpora"),
+    ],
+    k: Annotated[
+        list[int] | None, typer.Option("--k", help="Hits per query; repeatable (default 10, 1000)")
+    ] = None,
+    block: Annotated[
+        list[int] | None,
+        typer.Option("--block", help="Block-max block sizes in docs; repeatable (default 32, 64)"),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder for bounds.json and bounds.md (default runs/bench/<corpus>)"),
+    ] = None,
+) -> None:
+    """Share of postings that safe MaxScore / block-max pruning must still read when it knows
+    each query's true k-th score (an oracle): the cap on what safe pruning can save."""
+    import json
+
+    from irbench.bench.bounds import pruning_bounds, to_markdown
+    from irbench.bench.index import concat, load_vectors
+    from irbench.errors import ConfigError
+    from irbench.runs.atomic import write_text
+
+    if any(x < 1 for x in (k or [])) or any(b < 1 for b in (block or [])):
+        raise ConfigError("--k and --block take positive integers")
+    vs = concat([load_vectors(p) for p in vectors])
+    rows = pruning_bounds(vs.docs, vs.queries, k or [10, 1000], block or [32, 64])
+    out_dir = out or Path("runs") / "bench" / vs.name.replace("/", "_")
+    meta = {"corpus": vs.describe(), "command": command_line("bench", "bounds")}
+    md = to_markdown(rows, vs.describe())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text(out_dir / "bounds.json", json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    head = f"`{meta['command']}`\n\n" if meta["command"] else ""
+    write_text(out_dir / "bounds.md", f"{head}{md}\n")
+    typer.echo(md)
+    typer.echo(f"wrote {out_dir / 'bounds.json'} and bounds.md")
+
+
 def register(bench_app: typer.Typer) -> None:
     """Add ``index`` and ``vectors`` to ``irbench bench``."""
     epilog = groups_help()
     bench_app.command("index", epilog=epilog)(handle_errors(bench_index_cmd))
     bench_app.command("vectors", epilog=epilog)(handle_errors(bench_vectors_cmd))
     bench_app.command("scale")(handle_errors(bench_scale_cmd))
+    bench_app.command("bounds")(handle_errors(bench_bounds_cmd))
 
 
 def register_synth(app: typer.Typer) -> None:
