@@ -11,6 +11,17 @@ import typer
 from irbench.cli.common import Overrides, command_line, groups_help
 from irbench.cli.errors import handle_errors
 
+ParentShare = Annotated[
+    float,
+    typer.Option(
+        help="Share of each doc's terms copied from one real doc (term co-occurrence); "
+        "0 draws terms independently, 0.65 matches the nearest-neighbour similarity of "
+        "the real splade-tiny scifact+vaswani+cranfield corpus (docs/benchmarks.md)",
+        min=0.0,
+        max=0.99,
+    ),
+]
+
 
 def _echo(msg: str) -> None:
     from rich.console import Console
@@ -171,16 +182,7 @@ def synth_cmd(
         "synth.npz"
     ),
     seed: Annotated[int, typer.Option(help="Random seed")] = 0,
-    parent_share: Annotated[
-        float,
-        typer.Option(
-            help="Share of each doc's terms copied from one real doc (term co-occurrence); "
-            "0 draws terms independently, 0.65 matches the nearest-neighbour similarity of "
-            "the real splade-tiny scifact+vaswani+cranfield corpus (docs/benchmarks.md)",
-            min=0.0,
-            max=0.99,
-        ),
-    ] = 0.0,
+    parent_share: ParentShare = 0.0,
 ) -> None:
     """Generate sparse doc vectors following a real encoded corpus (per-doc nnz, term document
     frequencies, weight distribution, optionally term co-occurrence); the real queries are
@@ -208,16 +210,7 @@ def bench_scale_cmd(
         str | None, typer.Option(help="Index weights: uint8 or uint16 (default float32)")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic corpus")] = 0,
-    parent_share: Annotated[
-        float,
-        typer.Option(
-            help="Share of each doc's terms copied from one real doc (term co-occurrence); "
-            "0 draws terms independently, 0.65 matches the nearest-neighbour similarity of "
-            "the real splade-tiny scifact+vaswani+cranfield corpus (docs/benchmarks.md)",
-            min=0.0,
-            max=0.99,
-        ),
-    ] = 0.0,
+    parent_share: ParentShare = 0.0,
     max_queries: Annotated[int | None, typer.Option(help="Use only the first N queries")] = None,
     min_seconds: Annotated[float, typer.Option(help="Least seconds timed per measurement")] = 1.0,
     out: Annotated[Path, typer.Option(help="Folder for bench.json and bench.md")] = Path(
