@@ -19,50 +19,72 @@ every posting at the same cost per posting.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 
-def kth_scores(docs: sp.csr_matrix, queries: sp.csr_matrix, k: int, chunk: int = 64) -> np.ndarray:
-    """Each query's exact k-th highest score (0 when fewer than k docs score)."""
+def kth_scores(
+    docs: sp.csr_matrix, queries: sp.csr_matrix, k: int | Sequence[int], chunk: int = 64
+) -> np.ndarray:
+    """Each query's exact k-th highest score (0 when fewer than k docs score): shape
+    ``(n_queries,)`` for one ``k``, ``(len(k), n_queries)`` for several (one product)."""
+    ks = [int(k)] if np.isscalar(k) else [int(x) for x in k]
     dt = sp.csr_matrix(docs.T)
-    out = np.zeros(queries.shape[0], dtype=np.float64)
+    n = docs.shape[0]
+    out = np.zeros((len(ks), queries.shape[0]), dtype=np.float64)
+    kth = sorted({x - 1 for x in ks if x <= n})
     for a in range(0, queries.shape[0], chunk):
-        s = (queries[a : a + chunk] @ dt).toarray()
-        kk = min(k, s.shape[1])
-        out[a : a + chunk] = -np.partition(-s, kk - 1, axis=1)[:, kk - 1]
-    return out
+        if not kth:
+            break
+        s = -np.partition(-(queries[a : a + chunk] @ dt).toarray(), kth, axis=1)
+        for j, x in enumerate(ks):
+            if x <= n:
+                out[j, a : a + chunk] = s[:, x - 1]
+    return out[0] if np.isscalar(k) else out
+
+
+def _per_threshold(theta: np.ndarray, read: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``read`` over each row of a 2-D ``theta`` (one row per k), or once for a 1-D one."""
+    if theta.ndim == 1:
+        return read(theta)
+    return np.stack([read(t) for t in theta])
 
 
 def maxscore_reads(
     docs: sp.csr_matrix, queries: sp.csr_matrix, theta: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per query: (essential-list postings, all postings of its terms); see the module doc."""
+    """Per query: (essential-list postings, all postings of its terms); see the module doc.
+    ``theta`` may hold one row of thresholds per k (the reads get the same leading axis)."""
     csc = sp.csc_matrix(docs)
     df = np.diff(csc.indptr)
     maxw = np.zeros(docs.shape[1], dtype=np.float64)
     has = df > 0
     maxw[has] = np.maximum.reduceat(csc.data, csc.indptr[:-1][has])
-    read = np.zeros(queries.shape[0])
     total = np.zeros(queries.shape[0])
+    lists = []  # per query: list postings in ascending bound order, cumulative bounds
     for i in range(queries.shape[0]):
         t = queries.indices[queries.indptr[i] : queries.indptr[i + 1]]
         ub = queries.data[queries.indptr[i] : queries.indptr[i + 1]] * maxw[t]
         order = np.argsort(ub, kind="stable")
-        non_essential = order[np.cumsum(ub[order]) < theta[i]]
+        lists.append((df[t[order]], np.cumsum(ub[order])))
         total[i] = df[t].sum()
-        read[i] = total[i] - df[t[non_essential]].sum()
-    return read, total
+
+    def read(th: np.ndarray) -> np.ndarray:
+        non_essential = [post[cum < x].sum() for (post, cum), x in zip(lists, th, strict=True)]
+        return total - np.array(non_essential, dtype=np.float64)
+
+    return _per_threshold(np.asarray(theta), read), total
 
 
 def blockmax_reads(
     docs: sp.csr_matrix, queries: sp.csr_matrix, theta: np.ndarray, block: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per query: (postings of its terms in blocks of ``block`` consecutive doc ids whose
-    bound reaches ``theta``, all postings of its terms)."""
+    bound reaches ``theta``, all postings of its terms); ``theta`` as in
+    :func:`maxscore_reads`."""
     coo = sp.coo_matrix(docs)
     n_blocks = (docs.shape[0] + block - 1) // block
     rows = coo.row // block
@@ -78,7 +100,8 @@ def blockmax_reads(
     present = sp.csr_matrix(queries, dtype=np.float64)
     present.data[:] = 1.0
     posts = (counts @ present.T).toarray()
-    return (posts * (ub >= theta[None, :])).sum(axis=0), posts.sum(axis=0)
+    read = lambda th: (posts * (ub >= th[None, :])).sum(axis=0)  # noqa: E731
+    return _per_threshold(np.asarray(theta), read), posts.sum(axis=0)
 
 
 def pruning_bounds(
@@ -93,13 +116,15 @@ def pruning_bounds(
         queries = queries[:, : docs.shape[1]]
     elif queries.shape[1] < docs.shape[1]:
         queries = sp.csr_matrix(queries, shape=(queries.shape[0], docs.shape[1]))
+    ks = [int(k) for k in ks]
+    theta = kth_scores(docs, queries, ks)  # one row per k
+    reads = {"maxscore": maxscore_reads(docs, queries, theta)}
+    for b in blocks:
+        reads[f"blockmax_{b}"] = blockmax_reads(docs, queries, theta, b)
     rows = []
-    for k in ks:
-        theta = kth_scores(docs, queries, k)
-        reads = {"maxscore": maxscore_reads(docs, queries, theta)}
-        for b in blocks:
-            reads[f"blockmax_{b}"] = blockmax_reads(docs, queries, theta, b)
-        for method, (read, total) in reads.items():
+    for j, k in enumerate(ks):
+        for method, (read_all, total) in reads.items():
+            read = read_all[j]
             per_query = read[total > 0] / total[total > 0]
             share = float(read.sum() / max(total.sum(), 1.0))
             rows.append(

@@ -28,8 +28,7 @@ clock) and searched at each search setting, each ``k`` and each thread count:
 
 Outputs in ``out_dir``: ``bench.json`` (a list of row objects: engine, setting, corpus, k,
 threads, build_s, size_mb, mean_ms, p50_ms, p99_ms, qps, cores_used, recall, ndcg@10),
-``bench.md``
-(machine, command, table, notes) and ``recall_latency.png``.
+``bench.md`` (machine, command, table, notes) and ``recall_latency.png``.
 """
 
 from __future__ import annotations

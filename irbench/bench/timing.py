@@ -8,9 +8,10 @@
 * :func:`latencies` times items one at a time (a separate loop from the batch timing), and
   :func:`latency_stats` summarises them as mean / p50 / p99 milliseconds.
 * :func:`machine` describes the host (CPU model, cores, RAM) for reports.
-* :func:`pinned` (:func:`pinned_for` a thread count) confines the whole process (every thread, native pools included) to a given
-  number of CPUs for the timings of a "1 thread" row, and :func:`cpu_seconds` reads the
-  process CPU time, so that a report can show how many cores an engine really used.
+* :func:`pinned` (:func:`pinned_for` a thread count) confines the whole process (every
+  thread, native pools included) to a given number of CPUs for the timings of a "1 thread"
+  row, and :func:`cpu_seconds` reads the process CPU time, so that a report can show how many
+  cores an engine really used.
 """
 
 from __future__ import annotations
