@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from irbench.errors import CacheError, ConfigError
 from irbench.index import load_index
-from irbench.index.approx import ApproxIndex, default_n_postings
+from irbench.index.approx import (
+    ApproxIndex,
+    default_n_postings,
+    global_threshold_counts,
+    pack_layout,
+)
+from irbench.index.approx_kernels import pack_forward
 from irbench.index.numba import NumbaIndex
 from tests.test_index_numba import DOC_POOLS, assert_same, brute_force, random_csr
 
@@ -260,6 +266,46 @@ def test_global_pruning_spends_the_budget_on_the_highest_weights(topical):
         for d, w in zip(col.indices.tolist(), col.data.tolist(), strict=True):
             (kept_w if d in keep else dropped_w).append(w)
     assert min(kept_w) >= max(dropped_w)
+
+
+@pytest.mark.parametrize("n_postings", [3, 8, 40])
+def test_global_pruning_matches_seismic_rule(n_postings):
+    """Reference: the budget's worth of globally largest weights, then each term capped."""
+    rng = np.random.default_rng(n_postings)
+    m = sp.random(400, 60, density=0.2, format="csc", random_state=rng, dtype=np.float32)
+    m.data = rng.permutation(len(m.data)).astype(np.float32) + 1  # distinct weights
+    offsets, weights = m.indptr.astype(np.int64), m.data
+    df = np.diff(offsets)
+    budget = n_postings * int((df > 0).sum())
+    cap = int(1.5 * n_postings)
+    top = np.sort(weights)[::-1][:budget]
+    want = np.array([min(cap, int((weights[a:b] >= top[-1]).sum()))
+                     for a, b in zip(offsets[:-1], offsets[1:], strict=True)])  # fmt: skip
+    got = global_threshold_counts(offsets, weights, n_postings, 1.5)
+    np.testing.assert_array_equal(got, want)
+    if df.sum() > budget:
+        assert got.sum() <= budget
+
+
+@pytest.mark.parametrize("n_terms", [1, 2, 1500, 30522, 2**16 + 1, 2**24])
+def test_packed_rows_hold_the_term_and_a_weight_rounded_up(n_terms):
+    rng = np.random.default_rng(n_terms)
+    terms = rng.integers(0, n_terms, 5000).astype(np.int64)
+    terms[:2] = [0, n_terms - 1]
+    w = (rng.gamma(1.0, 1.0, 5000) + 1e-6).astype(np.float32)
+    w[2] = w.max() * 2  # the largest weight: the top of the value range
+    shift, scale = pack_layout(n_terms, float(w.max()))
+    assert 32 - shift == max(1, (n_terms - 1).bit_length())
+    out = np.empty(len(w), np.uint32)
+    pack_forward(terms, w, shift, scale, out)
+    np.testing.assert_array_equal(out >> np.uint32(shift), terms)
+    value = (out & np.uint32((1 << shift) - 1)).astype(np.float64) * scale
+    assert (value >= w).all() and (value - w <= scale * (1 + 1e-9)).all()
+
+
+def test_too_large_vocabulary_is_a_config_error():
+    with pytest.raises(ConfigError, match="terms"):
+        pack_layout(2**24 + 1, 1.0)
 
 
 def test_empty_inputs_and_bad_knobs():

@@ -13,7 +13,9 @@ The design follows Seismic (Bruch, Nardini, Rulli, Venturini, SIGIR 2024):
   ``<q, summary>`` is below ``heap_factor`` times the k-th score (``heap_factor`` < 1 skips
   less, compensating for lossy summaries, as in Seismic); docs of the other blocks are scored
   exactly from a **forward index** (the doc vectors as CSR, memory-mapped after
-  :meth:`ApproxIndex.load`).
+  :meth:`ApproxIndex.load`), after a cheaper upper bound from packed rows (term id and
+  weight rounded up to 17 bits in one uint32 for a BERT vocabulary) has shown they can
+  enter the top k.
 
 Every returned score is the doc's exact dot product with the query (float32, bit-identical
 to :class:`irbench.index.numba.NumbaIndex`); what is approximate is *which* docs are found.
@@ -49,13 +51,13 @@ from irbench.index import approx_kernels as ak
 from irbench.index import base, kernels
 from irbench.index.base import atomic_folder, read_header, write_header
 
-FORMAT = 2  # 2: summaries stored component-major per posting list
+FORMAT = 3  # 2: summaries stored component-major per posting list; 3: packed forward rows
 SLACK = 1.0 + 1e-4  # relative slack on summary bounds (float32 rounding)
 
 # name -> (dtype or None = term dtype, ndim)
 _ARRAYS = {
     "fwd_indptr": (np.int64, 1),
-    "fwd_indices": (None, 1),
+    "fwd_pack": (np.uint32, 1),
     "fwd_data": (np.float32, 1),
     "term_blocks": (np.int64, 1),
     "blk_ptr": (np.int64, 1),
@@ -95,16 +97,17 @@ def global_threshold_counts(
 ) -> np.ndarray:
     """Postings kept per term by Seismic's global-threshold pruning.
 
-    The budget is ``n_postings`` per non-empty term, spent on the globally highest weights:
-    a term keeps its postings of weight >= ``tau``, at most ``max_fraction * n_postings``,
-    with ``tau`` the smallest weight whose kept total fits the budget (found by bisection on
-    float32 weights; postings tied at ``tau`` are kept or dropped together).
+    The budget is ``n_postings`` per non-empty term: ``tau`` is the smallest weight such that
+    the postings of weight >= ``tau`` fit the budget (found by bisection on float32 weights;
+    postings tied at ``tau`` are kept or dropped together), and a term keeps its postings of
+    weight >= ``tau``, at most ``max_fraction * n_postings`` of them. As in Seismic, the
+    postings the cap removes are not given back to other terms.
     """
     df = np.diff(offsets)
     n_lists = int((df > 0).sum())
     budget = n_postings * n_lists
     cap = max(1, int(max_fraction * n_postings))
-    if int(np.minimum(df, cap).sum()) <= budget:
+    if int(df.sum()) <= budget:
         return np.minimum(df, cap)
     neg_sorted = np.empty_like(weights)
     ak.sort_negated(offsets, weights, neg_sorted)
@@ -112,7 +115,7 @@ def global_threshold_counts(
     def counts(tau: float) -> np.ndarray:
         c = np.empty(len(df), dtype=np.int64)
         ak.count_at_least(neg_sorted, offsets, np.float32(-tau), c)
-        return np.minimum(c, cap)
+        return c
 
     lo, hi = 0.0, float(weights.max())  # counts(hi) fits the budget, counts(lo) does not
     for _ in range(50):
@@ -123,7 +126,22 @@ def global_threshold_counts(
             hi = float(mid)
         else:
             lo = float(mid)
-    return counts(hi)
+    return np.minimum(counts(hi), cap)
+
+
+def pack_layout(n_terms: int, max_weight: float) -> tuple[int, float]:
+    """``(shift, scale)`` of the packed forward rows: a term id takes the high
+    ``32 - shift`` bits of a uint32, its weight the low ``shift`` bits, in units of
+    ``scale = max_weight / (2**shift - 1)``, rounded up (17 bits for BERT's 30,522 terms)."""
+    term_bits = max(1, (max(n_terms, 1) - 1).bit_length())
+    shift = 32 - term_bits
+    if shift < 8:
+        raise ConfigError(
+            f"index=numba_approx: {n_terms} terms leave fewer than 8 bits per packed weight; "
+            "at most 16,777,216 terms are supported"
+        )
+    top = float(max_weight)
+    return shift, (top if top > 0 else 1.0) / ((1 << shift) - 1)
 
 
 def _term_dtype(n_terms: int) -> np.dtype:
@@ -403,11 +421,17 @@ class ApproxIndex:
                 ent_val,
             )  # fmt: skip
             del sum_terms, sum_vals
+            shift, scale = pack_layout(n_terms, float(fwd_data.max()) if fwd_data.size else 0.0)
+            fwd_pack = np.empty(fwd_data.shape[0], dtype=np.uint32)
+            ak.pack_forward(fwd_indices, fwd_data, shift, scale, fwd_pack)
+            del fwd_indices
         finally:
             numba.set_num_threads(old)
+        cfg["pack_shift"] = shift
+        cfg["pack_scale"] = scale
         arrays = {
             "fwd_indptr": fwd_indptr,
-            "fwd_indices": fwd_indices,
+            "fwd_pack": fwd_pack,
             "fwd_data": fwd_data,
             "term_blocks": term_blocks,
             "blk_ptr": blk_ptr,
@@ -436,7 +460,7 @@ class ApproxIndex:
             "n_kept_postings": self.n_kept_postings,
             "n_summary_entries": int(self.arrays["ent_val"].shape[0]),
             "n_summary_components": int(self.arrays["comps"].shape[0]),
-            "term_dtype": str(self.arrays["fwd_indices"].dtype),
+            "term_dtype": str(self.arrays["comps"].dtype),
             "config": self.cfg,
         }
 
@@ -465,7 +489,7 @@ class ApproxIndex:
             cfg = dict(header["config"])
         shapes = {
             "fwd_indptr": n_docs + 1,
-            "fwd_indices": nnz,
+            "fwd_pack": nnz,
             "fwd_data": nnz,
             "term_blocks": n_terms + 1,
             "blk_ptr": n_blocks + 1,
@@ -562,8 +586,15 @@ class ApproxIndex:
                 heap_s = np.empty((n_workers, k), dtype=np.float32)
                 heap_d = np.empty((n_workers, k), dtype=np.int64)
                 bounds = np.empty((n_workers, max(self.max_term_blocks, 1)), dtype=np.float32)
+                fwd_indptr, fwd_pack, fwd_data, *rest = self._kernel_arrays
                 ak.search_batch(
-                    *self._kernel_arrays,
+                    fwd_indptr,
+                    fwd_pack,
+                    fwd_data,
+                    np.uint32(self.cfg["pack_shift"]),
+                    # 1e-5 above the scale: float32 rounding never lowers a packed bound
+                    np.float32(self.cfg["pack_scale"] * (1.0 + 1e-5)),
+                    *rest,
                     q_indptr,
                     q_indices,
                     q_data,
