@@ -375,6 +375,12 @@ def test_load_rejects_damaged_folders(tmp_path, pruned):
     (tmp_path / "ix" / "header.json").write_text(json.dumps(header))
     with pytest.raises(CacheError, match="format"):
         ApproxIndex.load(tmp_path / "ix")
+    pruned.save(tmp_path / "ix")
+    header = json.loads((tmp_path / "ix" / "header.json").read_text())
+    del header["config"]["pack_scale"]
+    (tmp_path / "ix" / "header.json").write_text(json.dumps(header))
+    with pytest.raises(CacheError, match="pack_scale"):
+        ApproxIndex.load(tmp_path / "ix")
 
 
 def test_config_builds_through_hydra(topical):

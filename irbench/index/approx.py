@@ -46,7 +46,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from irbench.errors import ConfigError
+from irbench.errors import CacheError, ConfigError
 from irbench.index import approx_kernels as ak
 from irbench.index import base, kernels
 from irbench.index.base import atomic_folder, read_header, write_header
@@ -198,6 +198,7 @@ class ApproxIndex:
         self._scratch_lock = threading.Lock()
         tb = arrays["term_blocks"]
         self.max_term_blocks = int(np.diff(tb).max()) if len(tb) > 1 else 0
+        self._pack_shift = pack_layout(self._n_terms, 0.0)[0]
 
     # ------------------------------------------------------------------------- properties
 
@@ -427,8 +428,7 @@ class ApproxIndex:
             del fwd_indices
         finally:
             numba.set_num_threads(old)
-        cfg["pack_shift"] = shift
-        cfg["pack_scale"] = scale
+        cfg["pack_scale"] = scale  # the shift follows from n_terms (pack_layout)
         arrays = {
             "fwd_indptr": fwd_indptr,
             "fwd_pack": fwd_pack,
@@ -487,6 +487,9 @@ class ApproxIndex:
             n_comp = int(header["n_summary_components"])
             tdt = np.dtype(header["term_dtype"])
             cfg = dict(header["config"])
+            pack_scale = float(cfg["pack_scale"])
+        if not pack_scale > 0:
+            raise CacheError(f"{where}: invalid config.pack_scale; rebuild the index")
         shapes = {
             "fwd_indptr": n_docs + 1,
             "fwd_pack": nnz,
@@ -591,7 +594,7 @@ class ApproxIndex:
                     fwd_indptr,
                     fwd_pack,
                     fwd_data,
-                    np.uint32(self.cfg["pack_shift"]),
+                    np.uint32(self._pack_shift),
                     # 1e-5 above the scale: float32 rounding never lowers a packed bound
                     np.float32(self.cfg["pack_scale"] * (1.0 + 1e-5)),
                     *rest,
