@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import random
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,45 @@ _rng = random.Random(1234)
 WORDS = sorted(
     {"".join(_rng.choices("bcdfghjklmnpqrstvwxz", k=_rng.randint(4, 8))) for _ in range(1500)}
 )
+
+
+def save_tiny_bert(
+    folder: Path,
+    vocab: list[str],
+    *,
+    hidden: int = 16,
+    masked_lm: bool = True,
+    max_length: int | None = None,
+    dropout: float = 0.1,
+    init: Callable[[Any], None] | None = None,
+) -> Path:
+    """Save a random 2-layer BERT (``BertForMaskedLM``, or ``BertModel``) with a WordPiece
+    tokenizer over ``vocab`` into ``folder``; weights seeded (0), then ``init(model)`` under
+    ``torch.no_grad()`` (e.g. to spread the logits so that many weights are positive)."""
+    import torch
+    from transformers import BertConfig, BertForMaskedLM, BertModel, BertTokenizerFast
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    try:  # transformers 5 takes the vocabulary itself, 4.x a vocab.txt
+        tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
+    except TypeError:
+        tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
+    if max_length is not None:
+        tok.model_max_length = max_length
+    tok.save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
+        intermediate_size=2 * hidden, max_position_embeddings=64, hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+    )  # fmt: skip
+    model = (BertForMaskedLM if masked_lm else BertModel)(config).eval()
+    if init is not None:
+        with torch.no_grad():
+            init(model)
+    model.save_pretrained(folder)
+    return folder
 
 
 def make_beir(folder: Path, n_docs: int = 300, n_queries: int = 40, seed: int = 0) -> Path:

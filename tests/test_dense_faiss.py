@@ -31,22 +31,10 @@ WORDS = ["alpha", "beta", "gamma", "delta", "protein", "cell", "gene", "cancer",
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 2-layer random BERT (hidden 32) with a word-level vocabulary, saved as a HF folder."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
+    from tests.conftest import save_tiny_bert
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).eval().save_pretrained(folder)
-    return folder
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), vocab, hidden=32, masked_lm=False)
 
 
 def texts(n: int, seed: int = 0, lo: int = 1, hi: int = 30) -> list[str]:

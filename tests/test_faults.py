@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 from omegaconf import OmegaConf
 
 from irbench.config import compose
@@ -32,31 +31,16 @@ CHUNK = 25  # 300 generated docs -> 12 chunks
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer BERT masked-LM (hidden 16, vocab 120) with a WordPiece tokenizer."""
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+    from tests.conftest import WORDS, save_tiny_bert
 
-    from tests.conftest import WORDS
-
-    folder = tmp_path_factory.mktemp("fault-bert")
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     pieces = list("bcdfghjklmnpqrstvwxz") + [f"##{c}" for c in "bcdfghjklmnpqrstvwxz"]
     vocab = specials + pieces + WORDS[: 120 - len(specials) - len(pieces)]
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    try:  # transformers 5 takes the vocabulary itself, 4.x a vocab.txt
-        tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(vocab)})
-    except TypeError:
-        tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
-    tok.model_max_length = 64
-    tok.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64,
-    )  # fmt: skip
-    model = BertForMaskedLM(config).eval()
-    with torch.no_grad():  # spread the logits around 0 so that many weights are positive
+
+    def spread(model) -> None:  # logits around 0, so that many weights are positive
         model.cls.predictions.decoder.bias.normal_(0.0, 1.0)
-    model.save_pretrained(folder)
-    return folder
+
+    return save_tiny_bert(tmp_path_factory.mktemp("fault-bert"), vocab, max_length=64, init=spread)
 
 
 def overrides(beir: Path, bert: Path, cache: Path, run_dir: Path) -> list[str]:

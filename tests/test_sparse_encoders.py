@@ -49,27 +49,18 @@ def _vocab() -> list[str]:
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer BERT masked-LM (hidden 16, vocab 200) and its WordPiece tokenizer."""
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+    from transformers import AutoTokenizer
 
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    (folder / "vocab.txt").write_text("\n".join(_vocab()) + "\n")
-    try:  # transformers 5 takes the vocabulary itself, 4.x a vocab.txt
-        tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(_vocab())})
-    except TypeError:
-        tok = BertTokenizerFast(vocab_file=str(folder / "vocab.txt"))
-    assert len(tok) == 200 and tok("the protein")["input_ids"] == [2, 5, 8, 3]
-    tok.model_max_length = 48
-    tok.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=200, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64,
-    )  # fmt: skip
-    model = BertForMaskedLM(config).eval()
-    with torch.no_grad():  # make logits spread around 0 so that many weights are positive
+    from tests.conftest import save_tiny_bert
+
+    def spread(model) -> None:  # logits around 0, so that many weights are positive
         model.cls.predictions.decoder.bias.normal_(0.0, 1.0)
         model.get_input_embeddings().weight.normal_(0.0, 0.5)
-    model.save_pretrained(folder)
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    save_tiny_bert(folder, _vocab(), max_length=48, init=spread)
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    assert len(tok) == 200 and tok("the protein")["input_ids"] == [2, 5, 8, 3]
     return folder
 
 

@@ -13,6 +13,7 @@ import torch
 from irbench.errors import ConfigError, DataError
 from irbench.train.losses import infonce, kl_distillation, margin_mse, own_scores
 from irbench.train.regularizers import flops, l1, regularization, warmup_weight
+from tests.conftest import save_tiny_bert
 from tests.test_sparse_encoders import WORDS, _vocab
 
 TOPICS = WORDS[2:]  # content words of the tiny vocabulary ("the", "a" left out)
@@ -20,24 +21,12 @@ TOPICS = WORDS[2:]  # content words of the tiny vocabulary ("the", "a" left out)
 
 def make_tiny_bert(folder: Path, dropout: float = 0.1) -> Path:
     """A random 2-layer BERT masked-LM (hidden 16, vocab 200) whose vectors start sparse-ish."""
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
-    folder.mkdir(parents=True, exist_ok=True)
-    tok = BertTokenizerFast(vocab={w: i for i, w in enumerate(_vocab())})
-    tok.model_max_length = 48
-    tok.save_pretrained(folder)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=200, hidden_size=16, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=32, max_position_embeddings=64, hidden_dropout_prob=dropout,
-        attention_probs_dropout_prob=dropout,
-    )  # fmt: skip
-    model = BertForMaskedLM(config).eval()
-    with torch.no_grad():
+    def init(model) -> None:
         model.get_input_embeddings().weight.normal_(0.0, 0.5)
         model.cls.predictions.bias.normal_(-0.5, 0.5)
-    model.save_pretrained(folder)
-    return folder
+
+    return save_tiny_bert(folder, _vocab(), max_length=48, dropout=dropout, init=init)
 
 
 def make_train_beir(folder: Path, n_docs: int = 120, n_queries: int = 100, seed: int = 0) -> Path:

@@ -259,6 +259,10 @@ def bench_bounds_cmd(
         list[int] | None,
         typer.Option("--block", help="Block-max block sizes in docs; repeatable (default 32, 64)"),
     ] = None,
+    reorder: Annotated[
+        str,
+        typer.Option(help="Doc order for the blocks: 'none' (as given) or 'bp' (graph bisection)"),
+    ] = "none",
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for bounds.json and bounds.md (default runs/bench/<corpus>)"),
@@ -275,11 +279,19 @@ def bench_bounds_cmd(
 
     if any(x < 1 for x in (k or [])) or any(b < 1 for b in (block or [])):
         raise ConfigError("--k and --block take positive integers")
+    if reorder not in ("none", "bp"):
+        raise ConfigError(f"--reorder {reorder!r}: use 'none' or 'bp'")
     vs = concat([load_vectors(p) for p in vectors])
-    rows = pruning_bounds(vs.docs, vs.queries, k or [10, 1000], block or [32, 64])
+    docs, corpus = vs.docs, vs.describe()
+    if reorder == "bp":
+        from irbench.index.reorder import bp_order
+
+        docs = docs[bp_order(docs)]
+        corpus += ", docs reordered by BP"
+    rows = pruning_bounds(docs, vs.queries, k or [10, 1000], block or [32, 64])
     out_dir = out or Path("runs") / "bench" / vs.name.replace("/", "_")
-    meta = {"corpus": vs.describe(), "command": command_line("bench", "bounds")}
-    md = to_markdown(rows, vs.describe())
+    meta = {"corpus": corpus, "reorder": reorder, "command": command_line("bench", "bounds")}
+    md = to_markdown(rows, corpus)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text(out_dir / "bounds.json", json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     head = f"`{meta['command']}`\n\n" if meta["command"] else ""
