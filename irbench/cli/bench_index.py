@@ -301,7 +301,7 @@ def bench_bounds_cmd(
 
 
 def register(bench_app: typer.Typer) -> None:
-    """Add ``index`` and ``vectors`` to ``irbench bench``."""
+    """Add ``index``, ``vectors``, ``scale`` and ``bounds`` to ``irbench bench``."""
     epilog = groups_help()
     bench_app.command("index", epilog=epilog)(handle_errors(bench_index_cmd))
     bench_app.command("vectors", epilog=epilog)(handle_errors(bench_vectors_cmd))
