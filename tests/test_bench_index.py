@@ -82,24 +82,46 @@ def test_harness_on_tiny_data(tmp_path, monkeypatch):
         echo=lambda _: None,
     )  # fmt: skip
     engines = {r["key"] for r in rows}
-    assert {"numba", "numba_approx", "taat", "scipy"} <= engines
+    assert {"numba", "numba_approx", "taat", "splade_taat", "scipy"} <= engines
     for key in ("pisa", "seismic", "bmp"):  # peers present or skipped with a note
         assert key in engines or any(key in n.lower() for n in meta["notes"])
     for r in rows:
         assert r["corpus"] == "tiny" and r["qps"] > 0 and 0.0 <= r["recall"] <= 1.0
-        if r["key"] in ("numba", "taat", "scipy"):
+        if r["key"] in ("numba", "taat", "splade_taat", "scipy"):
             assert r["recall"] == 1.0
         if r["threads"] == 1:
             assert r["p50_ms"] is not None
         assert r["cores_used"] > 0
     assert {r["threads"] for r in rows if r["key"] == "numba"} == {1, 2}
-    assert {r["threads"] for r in rows if r["key"] == "taat"} == {1}  # single-threaded only
+    for key in ("taat", "splade_taat"):  # single-threaded only
+        assert {r["threads"] for r in rows if r["key"] == key} == {1}
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert len(saved) == len(rows) and list(saved[0]) == COLUMNS
     assert (tmp_path / "bench.md").read_text().count("\n| ") >= len(rows)
     assert (tmp_path / "recall_latency.png").stat().st_size > 0
-    assert any(r["vs"] == "TAAT per query" for r in meta["ratios"])
+    assert {"TAAT per query", "naver/splade scorer"} <= {r["vs"] for r in meta["ratios"]}
     assert pins == [1, 1]  # the threads=1 timings of each k run on one CPU
+
+
+@pytest.mark.parametrize("key", ["taat", "splade_taat"])
+def test_per_query_scorers_match_brute_force(tmp_path, key):
+    rng = np.random.default_rng(3)
+    docs = sp.random(400, 60, density=0.1, format="csr", dtype=np.float32, random_state=rng)
+    keep = np.ones(60, dtype=np.float32)
+    keep[7] = 0
+    docs = sp.csr_matrix(docs @ sp.diags(keep))  # a term without postings ...
+    docs.eliminate_zeros()
+    queries = sp.random(20, 60, density=0.3, format="csr", dtype=np.float32, random_state=rng)
+    ask = sp.csr_matrix((np.ones(20), (np.arange(20), np.full(20, 7))), shape=(20, 60))
+    queries = sp.csr_matrix(queries @ sp.diags(keep) + ask)  # ... that every query asks for
+    eng = peers.ENGINES[key]()
+    eng.build(docs, tmp_path)
+    got = eng.batch(eng.prepare(queries), 10, 1)
+    scores = (queries @ docs.T).toarray()
+    for q in range(queries.shape[0]):
+        want = np.flatnonzero(scores[q] > 0)
+        want = want[np.lexsort((want, -scores[q][want]))][:10]
+        assert sorted(got[q][got[q] >= 0]) == sorted(want)
 
 
 def test_missing_peer_is_skipped_with_a_note(tmp_path, monkeypatch):

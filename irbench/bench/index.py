@@ -270,6 +270,7 @@ def default_engines(
         ("numba", {}, [{}]),
         *[("numba_approx", {"n_postings": n}, grid) for n in sizes],
         ("taat", {}, [{}]),
+        ("splade_taat", {}, [{}]),
         ("scipy", {}, [{}]),
         (
             "pisa",
@@ -503,6 +504,7 @@ def ratios(rows: list[dict[str, Any]], target_recall: float = 0.95) -> list[dict
         for key, what in (
             ("pisa", "PISA best safe"),
             ("taat", "TAAT per query"),
+            ("splade_taat", "naver/splade scorer"),
             ("scipy", "scipy"),
         ):
             other = _best(rows, k, lambda r, key=key: r["key"] == key)

@@ -46,8 +46,8 @@ def bench_index_cmd(
         list[str] | None,
         typer.Option(
             "--engine",
-            help="Only these engines; repeatable: numba, numba_approx, taat, scipy, pisa, "
-            "seismic, bmp (default: all available)",
+            help="Only these engines; repeatable: numba, numba_approx, taat, splade_taat, scipy, "
+            "pisa, seismic, bmp (default: all available)",
         ),
     ] = None,
     threads: Annotated[
