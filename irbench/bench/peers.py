@@ -21,9 +21,10 @@ Peers (the ``[bench]`` extra; an engine whose package is missing reports why in
   ``SparseRetrieval.numba_score_float`` + ``select_topk``: a fresh float32 accumulator over
   all docs per query, ``argwhere(scores > 0)``, ``argpartition`` for the top k, sort; over
   CSC arrays and without a parallel launch, so it is faster than naver/splade's own code;
-* ``splade_taat`` -- naver/splade's code shape itself: posting lists in ``numba.typed.Dict``
-  s keyed by term, the kernel compiled ``parallel=True`` with ``prange`` over each list
-  (run at one Numba thread), ``select_topk``, then the k hits sorted (its evaluation's sort).
+* ``splade_taat`` -- naver/splade's code shape itself: posting lists in two
+  ``numba.typed.Dict`` keyed by term (doc ids, weights), the kernel compiled
+  ``parallel=True`` with ``prange`` over each list (run at one Numba thread),
+  ``select_topk``, then the k hits sorted (as its evaluation sorts them).
 """
 
 from __future__ import annotations
@@ -316,30 +317,34 @@ class SpladeTaat(NaiveTaat):
             out.append((t[has], v[has]))
         return out
 
-    def one(self, prep, i, k, **setting):
-        import numba
-
+    def _ranked(self, prep, i, k):
         terms, vals = prep[i]
-        old = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            idx, neg = self._score(self.ids, self.floats, terms, vals, 0.0, self.n_docs)
-        finally:
-            numba.set_num_threads(old)
+        idx, neg = self._score(self.ids, self.floats, terms, vals, 0.0, self.n_docs)
         if len(idx) > k:  # select_topk: the k best, unordered ...
             part = np.argpartition(neg, k)[:k]
             idx, neg = idx[part], neg[part]
         return idx[np.argsort(neg, kind="stable")]  # ... ranked, as its evaluation sorts them
 
-    def batch(self, prep, k, threads, **setting):
-        import numba
+    def one(self, prep, i, k, **setting):
+        with _one_numba_thread():
+            return self._ranked(prep, i, k)
 
-        old = numba.get_num_threads()
-        numba.set_num_threads(1)
-        try:
-            return pad_rows([self.one(prep, i, k) for i in range(len(prep))], k)
-        finally:
-            numba.set_num_threads(old)
+    def batch(self, prep, k, threads, **setting):
+        with _one_numba_thread():
+            return pad_rows([self._ranked(prep, i, k) for i in range(len(prep))], k)
+
+
+@contextlib.contextmanager
+def _one_numba_thread():
+    """Run parallel Numba kernels on one thread inside the block."""
+    import numba
+
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 class ScipyPerQuery(Engine):
