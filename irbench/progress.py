@@ -14,10 +14,9 @@ def console():
     return Console(stderr=True)
 
 
-def track(
-    items: Iterable[T], description: str, total: int | None = None, unit: str = "docs"
-) -> Iterator[T]:
-    """Yield from ``items`` while showing count, rate and ETA."""
+def bar(field: str, label: str = "{task.description}", con=None):
+    """A transient rich progress bar: label, bar, n/total, ``task.fields[field]``, elapsed,
+    remaining (``con`` defaults to :func:`console`)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -27,15 +26,22 @@ def track(
         TimeRemainingColumn,
     )  # fmt: skip
 
+    return Progress(
+        TextColumn(f"[bold]{label}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn(f"[cyan]{{task.fields[{field}]}}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=con or console(), transient=True,
+    )  # fmt: skip
+
+
+def track(
+    items: Iterable[T], description: str, total: int | None = None, unit: str = "docs"
+) -> Iterator[T]:
+    """Yield from ``items`` while showing count, rate and ETA."""
     con = console()
     if not con.is_terminal:
         yield from items
         return
-    columns = [
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("[cyan]{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-    ]  # fmt: skip
-    with Progress(*columns, console=con, transient=True) as progress:
+    with bar("rate", con=con) as progress:
         task = progress.add_task(description, total=total, rate="")
         for n, item in enumerate(items, start=1):
             yield item

@@ -69,24 +69,11 @@ class Progress:
         self._progress = None
         if not enabled:
             return
-        from irbench.progress import console
+        from irbench.progress import bar, console
 
         con = console()
         if con.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("[cyan]{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                console=con, transient=True,
-            )  # fmt: skip
+            self._progress = bar("info", label="training", con=con)
             self._progress.start()
             self._task = self._progress.add_task("train", total=total, completed=start, info="")
 
