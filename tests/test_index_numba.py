@@ -141,13 +141,14 @@ def test_search_equals_brute_force_at_any_thread_count(c):
     assert_same(index.search(queries, c["k"]), want)
 
 
+@pytest.mark.parametrize("partition_k", [1, 10**9], ids=["partition", "heap"])
 @SETTINGS
 @given(case)
-def test_partition_selection_equals_brute_force(c):
+def test_partition_selection_equals_brute_force(partition_k, c):
     """From k >= PARTITION_K all candidates are gathered and partitioned (no heap); zero-sum
-    matches then continue through the heap. Forced here for every k."""
+    matches then continue through the heap. Forced here for every k, and the heap alone."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(numba_index, "PARTITION_K", 1)
+        mp.setattr(numba_index, "PARTITION_K", partition_k)
         docs, queries = make_case(c)
         index = NumbaIndex.build(docs)
         want = brute_force(docs, queries, c["k"])
@@ -405,10 +406,12 @@ def test_error_messages_are_one_line(saved):
 
 @pytest.mark.parametrize("high", ["even", "odd"])
 def test_sampled_threshold_falls_back_when_the_sample_misleads(high):
-    # k >= PARTITION_K on 6,000 docs scanned densely: the threshold comes from every 2nd doc.
-    # "even": the sample holds only the high scores, so too few docs reach its threshold and
-    # all candidates are gathered instead; "odd": the sample sees only low scores
-    n, k = 6000, numba_index.PARTITION_K
+    # k = 375 >= PARTITION_K on 6,000 docs scanned densely: the threshold comes from every
+    # 6000 // (8 * 375) = 2nd doc. "even": the sample holds only the high scores, so too few
+    # docs reach its threshold and all candidates are gathered instead; "odd": the sample
+    # sees only low scores
+    n, k = 6000, 375
+    assert k >= numba_index.PARTITION_K
     rng = np.random.default_rng(3)
     is_high = (np.arange(n) % 2 == 0) if high == "even" else (np.arange(n) % 2 == 1)
     w = np.where(is_high, 2.0, 1.0) + rng.integers(0, 50, n) / 64

@@ -32,8 +32,10 @@ FORMAT = 1
 _QUANT_DTYPES = {None: np.float32, "uint8": np.uint8, "uint16": np.uint16}
 _ARRAYS = ("offsets", "doc_ids", "weights")
 _BUILD_BLOCK = 1 << 20  # rows per build step (progress granularity)
-#: k from which top-k selection partitions all candidates instead of feeding a heap
-PARTITION_K = 256
+#: k from which top-k selection partitions all candidates instead of feeding a heap.
+#: Measured (18k real and 1M synthetic SPLADE docs, 1 thread): the heap is ahead at k <= 10,
+#: the partition from k = 20 (18k: 1.2x at k = 20, 2x at k = 200; 1M: about even to k = 100).
+PARTITION_K = 16
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
