@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import irbench.index.numba as numba_index
 from irbench.errors import CacheError, ConfigError
 from irbench.index import load_index
-from irbench.index.base import atomic_folder, read_header, write_header
+from irbench.index.base import atomic_folder, numba_threads, read_header, write_header
 from irbench.index.numba import NumbaIndex
 
 QMAX = {"uint8": 255, "uint16": 65535}
@@ -293,6 +293,18 @@ def test_search_restores_thread_count(medium):
     before = numba.get_num_threads()
     index.search(queries, 5, threads=1)
     assert numba.get_num_threads() == before
+
+
+def test_numba_threads_sets_and_restores():
+    before = numba.get_num_threads()
+    with numba_threads(1):
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+    with pytest.raises(RuntimeError), numba_threads(1):
+        raise RuntimeError("restored on errors too")
+    assert numba.get_num_threads() == before
+    with numba_threads(None):
+        assert numba.get_num_threads() == before
 
 
 @pytest.mark.parametrize("quantize", [None, "uint8"])

@@ -92,11 +92,16 @@ def essential_terms(
     return _essential_mask(queries, _list_maxima(docs)[1], theta)
 
 
+def _presence(queries: sp.csr_matrix) -> sp.csr_matrix:
+    """``queries`` with every stored entry set to 1.0 (float64)."""
+    present = sp.csr_matrix(queries, dtype=np.float64, copy=True)
+    present.data[:] = 1.0
+    return present
+
+
 def _total_postings(queries: sp.csr_matrix, df: np.ndarray) -> np.ndarray:
     """Per query: the postings of its terms."""
-    present = sp.csr_matrix(queries, dtype=np.float64)
-    present.data[:] = 1.0
-    return present @ df
+    return _presence(queries) @ df
 
 
 def maxscore_reads(
@@ -138,8 +143,7 @@ def _block_reads(
     (rows, queries), ``total`` (queries,). One pass over the block matrices serves both."""
     bmax, counts = _block_matrices(docs, block)
     block_df = np.diff(sp.csc_matrix(counts).indptr).astype(np.float64)
-    present = sp.csr_matrix(queries, dtype=np.float64)
-    present.data[:] = 1.0
+    present = _presence(queries)
     q64 = sp.csr_matrix(queries, dtype=np.float64)  # the bounds in float64
     n_q = queries.shape[0]
     # (blocks x chunk) dense products at a time: about 2^25 values each

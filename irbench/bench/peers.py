@@ -40,6 +40,8 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from irbench.index.base import numba_threads
+
 INSTALL_HINT = "pip install 'irbench[bench]'"
 
 
@@ -326,25 +328,12 @@ class SpladeTaat(NaiveTaat):
         return idx[np.argsort(neg, kind="stable")]  # ... ranked, as its evaluation sorts them
 
     def one(self, prep, i, k, **setting):
-        with _one_numba_thread():
+        with numba_threads(1):
             return self._ranked(prep, i, k)
 
     def batch(self, prep, k, threads, **setting):
-        with _one_numba_thread():
+        with numba_threads(1):
             return pad_rows([self._ranked(prep, i, k) for i in range(len(prep))], k)
-
-
-@contextlib.contextmanager
-def _one_numba_thread():
-    """Run parallel Numba kernels on one thread inside the block."""
-    import numba
-
-    old = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        yield
-    finally:
-        numba.set_num_threads(old)
 
 
 class ScipyPerQuery(Engine):

@@ -303,9 +303,7 @@ class ApproxIndex:
         fwd_data = np.ascontiguousarray(fwd.data, dtype=np.float32)
 
         nt = _n_threads(threads)
-        old = numba.get_num_threads()
-        numba.set_num_threads(nt)
-        try:
+        with base.numba_threads(nt):
             # term-major postings, doc ids ascending within a term
             counts = np.zeros(n_terms + 1, dtype=np.int64)
             kernels.count_postings(fwd_indptr, fwd_indices, fwd_data, 0, n_docs, counts)
@@ -426,8 +424,6 @@ class ApproxIndex:
             fwd_pack = np.empty(fwd_data.shape[0], dtype=np.uint32)
             ak.pack_forward(fwd_indices, fwd_data, shift, scale, fwd_pack)
             del fwd_indices
-        finally:
-            numba.set_num_threads(old)
         cfg["pack_scale"] = scale  # the shift follows from n_terms (pack_layout)
         arrays = {
             "fwd_indptr": fwd_indptr,
@@ -580,9 +576,7 @@ class ApproxIndex:
         q_indices = q.indices.astype(np.int64, copy=False)
         q_data = q.data.astype(np.float32, copy=False)
         n_threads = _n_threads(threads)
-        old = numba.get_num_threads()
-        numba.set_num_threads(n_threads)
-        try:
+        with base.numba_threads(n_threads):
             n_workers = min(n_threads, nq)
             (qdense, stamp, gens), cached = self._take_scratch(n_workers)
             try:
@@ -616,6 +610,4 @@ class ApproxIndex:
             finally:
                 if cached:
                     self._scratch_lock.release()
-        finally:
-            numba.set_num_threads(old)
         return out_s, out_d

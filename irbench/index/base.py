@@ -25,6 +25,27 @@ if TYPE_CHECKING:
 
 HEADER = "header.json"
 
+
+@contextmanager
+def numba_threads(n: int | None) -> Iterator[None]:
+    """Run Numba's parallel kernels on ``n`` threads inside the block and restore the previous
+    count after it; ``None`` (or the current count) changes nothing. Numba is imported here,
+    not at module import."""
+    if n is None:
+        yield
+        return
+    import numba
+
+    old = numba.get_num_threads()
+    if old != n:
+        numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if numba.get_num_threads() != old:
+            numba.set_num_threads(old)
+
+
 #: index type name -> ``"module:Class"``; the class has ``build``, ``load`` and ``search``.
 INDEX_TYPES: dict[str, str] = {
     "numba": "irbench.index.numba:NumbaIndex",

@@ -338,10 +338,8 @@ class NumbaIndex:
         max_threads = numba.config.NUMBA_NUM_THREADS
         n_threads = min(int(threads), max_threads) if threads and threads > 0 else max_threads
         n_workers = min(n_threads, nq)
-        old_threads = numba.get_num_threads()
-        if n_workers > 1 and old_threads != n_threads:
-            numba.set_num_threads(n_threads)
-        try:
+        # one worker runs the serial kernel: numba's thread count is left alone
+        with base.numba_threads(n_threads if n_workers > 1 else None):
             (acc, seen, touched), cached = self._take_scratch(n_workers)
             try:
                 acc, seen, touched = acc[:n_workers], seen[:n_workers], touched[:n_workers]
@@ -374,7 +372,4 @@ class NumbaIndex:
             finally:
                 if cached:
                     self._scratch_lock.release()
-        finally:
-            if numba.get_num_threads() != old_threads:
-                numba.set_num_threads(old_threads)
         return out_s, out_d
