@@ -136,6 +136,7 @@ case = st.fixed_dictionaries(
         "k": st.integers(0, 30),
         "centroid_fraction": st.sampled_from([0.05, 0.3, 1.0]),
         "cluster_terms": st.sampled_from([1, 3, 16]),
+        "sorted_terms": st.sampled_from([0, 1, 2, 50]),
     }
 )
 
@@ -154,15 +155,17 @@ def test_no_pruning_equals_brute_force(c):
         docs, centroid_fraction=c["centroid_fraction"], cluster_terms=c["cluster_terms"], **EXACT
     )
     want = brute_force(docs, queries, c["k"])
-    assert_same(index.search(queries, c["k"], threads=1), want)
-    assert_same(index.search(queries, c["k"], threads=2), want)
+    assert_same(index.search(queries, c["k"], threads=1, sorted_terms=c["sorted_terms"]), want)
+    assert_same(index.search(queries, c["k"], threads=2, sorted_terms=c["sorted_terms"]), want)
 
 
 def test_exact_settings_on_topical_data(topical):
     docs, queries = topical
     index = ApproxIndex.build(docs, **EXACT)
     for k in (1, 10, 100):
-        assert_same(index.search(queries, k, threads=2), brute_force(docs, queries, k))
+        want = brute_force(docs, queries, k)
+        for sorted_terms in (0, 1, 3, 100):  # stored order, best first, and mixed
+            assert_same(index.search(queries, k, threads=2, sorted_terms=sorted_terms), want)
 
 
 def test_lower_heap_factor_is_still_exact(topical):
@@ -185,6 +188,19 @@ def test_more_aggressive_settings_cost_recall(topical, pruned):
     tight = recall(pruned.search(queries, 10, query_cut=1, heap_factor=2.0)[1], exact)
     loose = recall(pruned.search(queries, 10, query_cut=12, heap_factor=0.7)[1], exact)
     assert tight < loose
+
+
+def test_sorted_terms_counts_traversed_terms(topical, pruned):
+    """``sorted_terms`` = how many of the traversed terms (heaviest first) visit their blocks
+    best first: at least ``query_cut`` of them is "all", and with lossy settings the order
+    changes which docs are found (so the knob is not ignored)."""
+    _, queries = topical
+    for cut in (1, 3):
+        knobs = {"query_cut": cut, "heap_factor": 1.5}
+        every = pruned.search(queries, 10, sorted_terms=100, **knobs)
+        assert_same(pruned.search(queries, 10, sorted_terms=cut, **knobs), every)
+        stored = pruned.search(queries, 10, sorted_terms=0, **knobs)
+        assert not np.array_equal(stored[1], every[1])
 
 
 # ----------------------------------------------------------------- threads, determinism
@@ -325,11 +341,14 @@ def test_empty_inputs_and_bad_knobs():
         {"heap_factor": 0.0},
         {"pruning": "nope"},
         {"max_fraction": 0.5},
+        {"sorted_terms": -1},
     ):
         with pytest.raises(ConfigError):
             ApproxIndex.build(ones, **bad)
     with pytest.raises(ConfigError):
         full.search(ones, 2, query_cut=-1)
+    with pytest.raises(ConfigError, match="sorted_terms"):
+        full.search(ones, 2, sorted_terms=-2)
     with pytest.raises(ConfigError):
         full.search(ones, -1)
 
@@ -407,9 +426,10 @@ def test_search_knobs_reuse_the_cached_index(beir_dir, tmp_path):
         ]))  # fmt: skip
 
     first = handle("index.query_cut=3")
-    second = handle("index.query_cut=5", "index.heap_factor=0.7")
+    second = handle("index.query_cut=5", "index.heap_factor=0.7", "index.sorted_terms=3")
     assert not first.reused and second.reused and second.path == first.path
     assert second.index.cfg["query_cut"] == 5 and second.index.cfg["heap_factor"] == 0.7
+    assert second.index.cfg["sorted_terms"] == 3
     third = handle("index.n_postings=40")
     assert not third.reused and third.path != first.path
     with pytest.raises(ConfigError, match="heap_factor"):

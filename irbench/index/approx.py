@@ -8,8 +8,9 @@ The design follows Seismic (Bruch, Nardini, Rulli, Venturini, SIGIR 2024):
   :mod:`irbench.index.approx_kernels`);
 * **summaries** -- each block carries the component-wise max of its docs' vectors, cut to
   ``summary_energy`` of its L1 mass, quantised to uint8 (rounded up);
-* **query processing** -- only the ``query_cut`` highest-weight query terms are traversed, each
-  term's blocks best summary first; once the top-k heap is full, a block is skipped when its
+* **query processing** -- only the ``query_cut`` highest-weight query terms are traversed; the
+  first ``sorted_terms`` of them visit their blocks best summary first, the others in stored
+  order (as Seismic: 1); once the top-k heap is full, a block is skipped when its
   ``<q, summary>`` is below ``heap_factor`` times the k-th score (``heap_factor`` < 1 skips
   less, compensating for lossy summaries, as in Seismic); docs of the other blocks are scored
   exactly from a **forward index** (the doc vectors as CSR, memory-mapped after
@@ -30,8 +31,9 @@ below the k-th score: no doc in it could enter the top k (a tie neither: its bou
 not be below). Results then equal the exact top-k (score desc, doc asc) for non-negative
 query weights.
 
-Search-time knobs (``query_cut``, ``heap_factor``) are stored with the index as defaults and
-can be overridden per call: ``index.search(q, k, query_cut=5, heap_factor=0.8)``.
+Search-time knobs (``query_cut``, ``heap_factor``, ``sorted_terms``) are stored with the
+index as defaults and can be overridden per call: ``index.search(q, k, query_cut=5,
+heap_factor=0.8)``.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ DEFAULTS: dict[str, Any] = {
     "cluster_terms": 128,
     "query_cut": 10,
     "heap_factor": 0.9,
+    "sorted_terms": 1,
 }
 
 
@@ -177,6 +180,8 @@ def _check_knobs(cfg: dict[str, Any]) -> None:
         raise bad("cluster_terms", "a positive count")
     if int(cfg["query_cut"]) < 0:
         raise bad("query_cut", "0 (all terms) or a positive count")
+    if int(cfg["sorted_terms"]) < 0:
+        raise bad("sorted_terms", "a count >= 0")
     if not float(cfg["heap_factor"]) > 0:
         raise bad("heap_factor", "a positive factor (<= 1.0 with exact summaries = safe)")
 
@@ -186,7 +191,7 @@ class ApproxIndex:
 
     type_name = "numba_approx"
     # search-time knobs: outside the cache key, applied to a loaded index (pipeline.build_index)
-    search_keys = ("query_cut", "heap_factor")
+    search_keys = ("query_cut", "heap_factor", "sorted_terms")
 
     def __init__(self, arrays: dict[str, np.ndarray], *, n_docs: int, n_terms: int, cfg: dict):
         self.arrays = arrays
@@ -233,19 +238,24 @@ class ApproxIndex:
             f"ApproxIndex(n_docs={self.n_docs}, n_terms={self.n_terms}, "
             f"kept_postings={self.n_kept_postings}, blocks={self.n_blocks}, "
             f"n_postings={c['n_postings']}, query_cut={c['query_cut']}, "
-            f"heap_factor={c['heap_factor']})"
+            f"heap_factor={c['heap_factor']}, sorted_terms={c['sorted_terms']})"
         )
 
-    def configure(self, query_cut: int | None = None, heap_factor: float | None = None) -> None:
+    def configure(
+        self,
+        query_cut: int | None = None,
+        heap_factor: float | None = None,
+        sorted_terms: int | None = None,
+    ) -> None:
         """Change the default search-time knobs of a built or loaded index (None keeps)."""
-        new = dict(self.cfg)
-        if query_cut is not None:
-            new["query_cut"] = query_cut
-        if heap_factor is not None:
-            new["heap_factor"] = heap_factor
+        given = {"query_cut": query_cut, "heap_factor": heap_factor, "sorted_terms": sorted_terms}
+        new = {**self.cfg, **{key: v for key, v in given.items() if v is not None}}
         _check_knobs(new)
-        self.cfg["query_cut"] = int(new["query_cut"])
-        self.cfg["heap_factor"] = float(new["heap_factor"])
+        self.cfg.update(
+            query_cut=int(new["query_cut"]),
+            heap_factor=float(new["heap_factor"]),
+            sorted_terms=int(new["sorted_terms"]),
+        )
 
     # ------------------------------------------------------------------------------ build
 
@@ -262,6 +272,7 @@ class ApproxIndex:
         cluster_terms: int = DEFAULTS["cluster_terms"],
         query_cut: int = DEFAULTS["query_cut"],
         heap_factor: float = DEFAULTS["heap_factor"],
+        sorted_terms: int = DEFAULTS["sorted_terms"],
         threads: int = 0,
         **_: Any,
     ) -> ApproxIndex:
@@ -279,6 +290,7 @@ class ApproxIndex:
             "cluster_terms": int(cluster_terms),
             "query_cut": int(query_cut),
             "heap_factor": float(heap_factor),
+            "sorted_terms": int(sorted_terms),
         }
         _check_knobs(cfg)
         docs = docs if sp.issparse(docs) and docs.format == "csr" else sp.csr_matrix(docs)
@@ -550,19 +562,21 @@ class ApproxIndex:
         *,
         query_cut: int | None = None,
         heap_factor: float | None = None,
+        sorted_terms: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Approximate top-k: ``(scores float32 [nq, k], doc_idx int64 [nq, k])``.
 
         Rows best-first (score desc, doc index asc), padded with -inf / -1. Scores are exact
-        dot products. ``query_cut`` (0 = all terms) and ``heap_factor`` default to the values
-        the index was built with. ``threads`` as :meth:`NumbaIndex.search`.
+        dot products. ``query_cut`` (0 = all terms), ``heap_factor`` and ``sorted_terms``
+        default to the values the index was built with. ``threads`` as :meth:`NumbaIndex.search`.
         """
         k = int(k)
         if k < 0:
             raise ConfigError(f"k={k}: must be >= 0")
         qc = int(self.cfg["query_cut"] if query_cut is None else query_cut)
         hf = float(self.cfg["heap_factor"] if heap_factor is None else heap_factor)
-        _check_knobs({**self.cfg, "query_cut": qc, "heap_factor": hf})
+        st = int(self.cfg["sorted_terms"] if sorted_terms is None else sorted_terms)
+        _check_knobs({**self.cfg, "query_cut": qc, "heap_factor": hf, "sorted_terms": st})
         q = queries if sp.issparse(queries) and queries.format == "csr" else sp.csr_matrix(queries)
         if not q.has_canonical_format:
             q = q.copy()
@@ -598,6 +612,7 @@ class ApproxIndex:
                     k,
                     qc if qc > 0 else 2**62,
                     hf,
+                    st,
                     qdense[:n_workers],
                     stamp[:n_workers],
                     gens[:n_workers],

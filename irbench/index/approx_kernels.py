@@ -18,9 +18,10 @@ by the same sequential code, so the layout does not depend on the thread count):
 
 Search, per query (``prange`` over workers, queries strided over workers): scatter the
 positive query weights into a dense per-worker array; visit the ``query_cut`` highest-weight
-query terms in decreasing weight order; for each, compute ``<q, summary>`` of all its blocks
-and visit them best first; once the heap holds k docs, the rest of the term's blocks are
-skipped as soon as a block's ``<q, summary>`` is below ``heap_factor`` times the k-th score
+query terms in decreasing weight order; for each, compute ``<q, summary>`` of all its
+blocks. The first ``sorted_terms`` of them visit their blocks best first, the others in
+stored order (Seismic's search: the first term sorted); once the heap holds k docs, a block
+is skipped when its ``<q, summary>`` is below ``heap_factor`` times the k-th score
 (Seismic's rule: ``heap_factor < 1`` compensates for lossy summaries). A doc of a visited
 block not seen before is first bounded from its *packed row* (one uint32 per entry: the term
 id in the high bits, the weight rounded up to a multiple of a global scale in the low bits,
@@ -537,6 +538,50 @@ def _dot4(qdense, pack, shift, e0, e1):  # pragma: no cover
     return (s0 + s1) + (s2 + s3)
 
 
+@njit(inline="always", nogil=True)
+def _visit_block(
+    fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,
+    blk, k, qdense, stamp, gen, hs, hd, size,
+):  # pragma: no cover  # fmt: skip
+    """Offer every doc of block ``blk`` not seen yet this query to the heap; the new size."""
+    p0 = blk_ptr[blk]
+    p1 = blk_ptr[blk + 1]
+    for p in range(p0, p1):
+        # the next doc's mark and packed row start loading while this one is scored
+        if p + 2 < p1:
+            prefetch(fwd_indptr, np.int64(blk_docs[p + 2]))
+        if p + 1 < p1:
+            dn = np.int64(blk_docs[p + 1])
+            prefetch(stamp, dn)
+            en = fwd_indptr[dn]
+            e1n = fwd_indptr[dn + 1]
+            for e in range(en, e1n, 16):  # 16 uint32 entries per cache line
+                prefetch(fwd_pack, e)
+            if e1n > en:
+                prefetch(fwd_pack, e1n - 1)
+        d = np.int64(blk_docs[p])
+        if stamp[d] == gen:
+            continue
+        stamp[d] = gen
+        e0 = fwd_indptr[d]
+        e1 = fwd_indptr[d + 1]
+        if size == k:
+            # filter on the packed row first: its weights are rounded up, and the
+            # 4-way float32 sum errs by less than (n - 1) * 2^-24 of it for these
+            # non-negative products, so a doc it puts clearly below the k-th score
+            # is below it exactly too
+            s4 = _dot4(qdense, fwd_pack, shift, e0, e1) * pscale
+            if s4 * (np.float32(1.0) + np.float32(e1 - e0) * EPS) < hs[0]:
+                continue
+        s = np.float32(0.0)  # the exact score: serial, ascending term id
+        for e in range(e0, e1):
+            s += qdense[fwd_pack[e] >> shift] * fwd_data[e]
+        if size == k and _worse(s, d, hs[0], hd[0]):
+            continue
+        size = _heap_offer(hs, hd, size, k, s, d)
+    return size
+
+
 @njit(nogil=True)
 def _search_one(
     fwd_indptr,
@@ -561,6 +606,7 @@ def _search_one(
     k,
     query_cut,
     heap_factor,
+    sorted_terms,
     qdense,
     stamp,
     gen,
@@ -590,8 +636,8 @@ def _search_one(
     cut = min(cnt, query_cut)
     hf = np.float32(heap_factor)
     size = 0
-    for r in range(cut):
-        t = cand_t[order[r]]
+    for rank in range(cut):
+        t = cand_t[order[rank]]
         b0 = term_blocks[t]
         nb = term_blocks[t + 1] - b0
         if nb == 0:
@@ -631,46 +677,25 @@ def _search_one(
                     bounds[ent_blk[x]] += qv * np.float32(ent_val[x])
         for i in range(nb):
             bounds[i] = -(bounds[i] * sum_scale[b0 + i])
-        border = np.argsort(bounds[:nb], kind="mergesort")
-        for i in range(nb):
-            blk = b0 + border[i]
-            if size == k and -bounds[border[i]] < hf * hs[0]:
-                break  # bounds only fall and the threshold only rises
-            p0 = blk_ptr[blk]
-            p1 = blk_ptr[blk + 1]
-            for p in range(p0, p1):
-                # the next doc's mark and packed row start loading while this one is scored
-                if p + 2 < p1:
-                    prefetch(fwd_indptr, np.int64(blk_docs[p + 2]))
-                if p + 1 < p1:
-                    dn = np.int64(blk_docs[p + 1])
-                    prefetch(stamp, dn)
-                    en = fwd_indptr[dn]
-                    e1n = fwd_indptr[dn + 1]
-                    for e in range(en, e1n, 16):  # 16 uint32 entries per cache line
-                        prefetch(fwd_pack, e)
-                    if e1n > en:
-                        prefetch(fwd_pack, e1n - 1)
-                d = np.int64(blk_docs[p])
-                if stamp[d] == gen:
+        if rank < sorted_terms:
+            # best summary first: once one block falls below the threshold, all later ones do
+            border = np.argsort(bounds[:nb], kind="mergesort")
+            for i in range(nb):
+                if size == k and -bounds[border[i]] < hf * hs[0]:
+                    break  # bounds only fall and the threshold only rises
+                size = _visit_block(
+                    fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,
+                    b0 + border[i], k, qdense, stamp, gen, hs, hd, size,
+                )  # fmt: skip
+        else:
+            # stored order (Seismic's order after its first term)
+            for i in range(nb):
+                if size == k and -bounds[i] < hf * hs[0]:
                     continue
-                stamp[d] = gen
-                e0 = fwd_indptr[d]
-                e1 = fwd_indptr[d + 1]
-                if size == k:
-                    # filter on the packed row first: its weights are rounded up, and the
-                    # 4-way float32 sum errs by less than (n - 1) * 2^-24 of it for these
-                    # non-negative products, so a doc it puts clearly below the k-th score
-                    # is below it exactly too
-                    s4 = _dot4(qdense, fwd_pack, shift, e0, e1) * pscale
-                    if s4 * (np.float32(1.0) + np.float32(e1 - e0) * EPS) < hs[0]:
-                        continue
-                s = np.float32(0.0)  # the exact score: serial, ascending term id
-                for e in range(e0, e1):
-                    s += qdense[fwd_pack[e] >> shift] * fwd_data[e]
-                if size == k and _worse(s, d, hs[0], hd[0]):
-                    continue
-                size = _heap_offer(hs, hd, size, k, s, d)
+                size = _visit_block(
+                    fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,
+                    b0 + i, k, qdense, stamp, gen, hs, hd, size,
+                )  # fmt: skip
     for i in range(cnt):
         qdense[cand_t[i]] = 0
     while size > 0:
@@ -705,6 +730,7 @@ def search_batch(
     k,
     query_cut,
     heap_factor,
+    sorted_terms,
     qdense,
     stamp,
     gens,
@@ -751,6 +777,7 @@ def search_batch(
                 k,
                 query_cut,
                 heap_factor,
+                sorted_terms,
                 qdense[w],
                 stamp[w],
                 np.int32(g),
