@@ -303,6 +303,23 @@ def test_global_pruning_matches_seismic_rule(n_postings):
         assert got.sum() <= budget
 
 
+@pytest.mark.parametrize("n_postings", [1, 3, 8, 40])
+def test_global_pruning_with_tied_weights(n_postings):
+    """Ties at the cut are kept or dropped together: the kept set is every weight >= the
+    smallest value whose count fits the budget (all of the largest if none does)."""
+    rng = np.random.default_rng(100 + n_postings)
+    m = sp.random(300, 50, density=0.3, format="csc", random_state=rng, dtype=np.float32)
+    m.data = rng.integers(1, 7, len(m.data)).astype(np.float32)  # six values: many ties
+    offsets, weights = m.indptr.astype(np.int64), m.data
+    df = np.diff(offsets)
+    budget = n_postings * int((df > 0).sum())
+    fits = [u for u in np.unique(weights) if (weights >= u).sum() <= budget]
+    cut = min(fits) if fits else weights.max()
+    want = np.array([min(int(1.5 * n_postings), int((weights[a:b] >= cut).sum()))
+                     for a, b in zip(offsets[:-1], offsets[1:], strict=True)])  # fmt: skip
+    np.testing.assert_array_equal(global_threshold_counts(offsets, weights, n_postings, 1.5), want)
+
+
 @pytest.mark.parametrize("n_terms", [1, 2, 1500, 30522, 2**16 + 1, 2**24])
 def test_packed_rows_hold_the_term_and_a_weight_rounded_up(n_terms):
     rng = np.random.default_rng(n_terms)

@@ -100,11 +100,12 @@ def global_threshold_counts(
 ) -> np.ndarray:
     """Postings kept per term by Seismic's global-threshold pruning.
 
-    The budget is ``n_postings`` per non-empty term: ``tau`` is the smallest weight such that
-    the postings of weight >= ``tau`` fit the budget (found by bisection on float32 weights;
-    postings tied at ``tau`` are kept or dropped together), and a term keeps its postings of
-    weight >= ``tau``, at most ``max_fraction * n_postings`` of them. As in Seismic, the
-    postings the cap removes are not given back to other terms.
+    The budget is ``n_postings`` per non-empty term: ``tau`` is the smallest float32 value
+    such that the postings of weight >= ``tau`` fit the budget (just above the
+    ``budget + 1``-th largest weight, found by one partition: postings tied there are
+    dropped together), and a term keeps its postings of weight >= ``tau``, at most
+    ``max_fraction * n_postings`` of them. As in Seismic, the postings the cap removes are not
+    given back to other terms.
     """
     df = np.diff(offsets)
     n_lists = int((df > 0).sum())
@@ -112,24 +113,13 @@ def global_threshold_counts(
     cap = max(1, int(max_fraction * n_postings))
     if int(df.sum()) <= budget:
         return np.minimum(df, cap)
-    neg_sorted = np.empty_like(weights)
-    ak.sort_negated(offsets, weights, neg_sorted)
-
-    def counts(tau: float) -> np.ndarray:
-        c = np.empty(len(df), dtype=np.int64)
-        ak.count_at_least(neg_sorted, offsets, np.float32(-tau), c)
-        return c
-
-    lo, hi = 0.0, float(weights.max())  # counts(hi) fits the budget, counts(lo) does not
-    for _ in range(50):
-        mid = np.float32((lo + hi) / 2)
-        if float(mid) <= lo or float(mid) >= hi:
-            break
-        if int(counts(float(mid)).sum()) <= budget:
-            hi = float(mid)
-        else:
-            lo = float(mid)
-    return np.minimum(counts(hi), cap)
+    cut = len(weights) - budget - 1  # the (budget + 1)-th largest weight sits here
+    first_out = np.float32(np.partition(weights, cut)[cut])
+    # all tied at the largest weight and over budget: keep them (no smaller cut exists)
+    tau = min(np.nextafter(first_out, np.float32(np.inf)), np.float32(weights.max()))
+    counts = np.empty(len(df), dtype=np.int64)
+    ak.count_at_least(offsets, weights, np.float32(tau), counts)
+    return np.minimum(counts, cap)
 
 
 def pack_layout(n_terms: int, max_weight: float) -> tuple[int, float]:
@@ -421,15 +411,15 @@ class ApproxIndex:
                     "lower centroid_fraction or n_postings"
                 )
             n_comp = np.zeros(n_terms, dtype=np.int64)
-            ak.count_summary_components(term_blocks, sum_ptr, sum_terms, n_comp)
+            ak.count_summary_components(term_blocks, sum_ptr, sum_terms, nt, n_comp)
             comp_ptr = np.concatenate([[0], np.cumsum(n_comp)]).astype(np.int64)
             comps = np.empty(int(comp_ptr[-1]), dtype=tdt)
             comp_off = np.empty(int(comp_ptr[-1]), dtype=np.uint32)
             ent_blk = np.empty(int(sum_ptr[-1]), dtype=np.uint16)
             ent_val = np.empty(int(sum_ptr[-1]), dtype=np.uint8)
             ak.transpose_summaries(
-                term_blocks, sum_ptr, sum_terms, sum_vals, comp_ptr, comps, comp_off, ent_blk,
-                ent_val,
+                term_blocks, sum_ptr, sum_terms, sum_vals, comp_ptr, nt, comps, comp_off,
+                ent_blk, ent_val,
             )  # fmt: skip
             del sum_terms, sum_vals
             shift, scale = pack_layout(n_terms, float(fwd_data.max()) if fwd_data.size else 0.0)

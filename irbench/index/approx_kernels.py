@@ -66,22 +66,13 @@ def doc_sketches(indptr, indices, data, m, out_terms, out_w):  # pragma: no cove
 
 
 @njit(cache=True, nogil=True, parallel=True)
-def sort_negated(offsets, weights, out):  # pragma: no cover
-    """``out`` = each term's negated weights, sorted ascending (= weights descending)."""
+def count_at_least(offsets, weights, tau, out):  # pragma: no cover
+    """``out[t]`` = entries of term t (``weights[offsets[t]:offsets[t + 1]]``) >= ``tau``."""
     for t in prange(offsets.shape[0] - 1):
-        b = offsets[t]
-        e = offsets[t + 1]
-        if e > b:
-            out[b:e] = np.sort(-weights[b:e])
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def count_at_least(neg_sorted, offsets, neg_tau, out):  # pragma: no cover
-    """``out[t]`` = entries of term t with weight >= tau, given each term's negated weights
-    sorted ascending (``neg_sorted``) and ``neg_tau = -tau``."""
-    for t in prange(offsets.shape[0] - 1):
-        b = offsets[t]
-        out[t] = np.searchsorted(neg_sorted[b : offsets[t + 1]], neg_tau, side="right")
+        n = 0
+        for i in range(offsets[t], offsets[t + 1]):
+            n += weights[i] >= tau
+        out[t] = n
 
 
 @njit(inline="always", nogil=True)
@@ -161,10 +152,10 @@ def _cluster_term(
             w = sk_w[d, s]
             for p in range(cptr[sl], cptr[sl + 1]):
                 j = cent[p]
-                if listed[j] == 0:  # not sims[j] == 0: a product may underflow to 0
-                    listed[j] = 1
-                    touched[n_t] = j
-                    n_t += 1
+                # branch-free: listed, not sims[j] == 0 (a product may underflow to 0)
+                touched[n_t] = j
+                n_t += listed[j] == 0
+                listed[j] = 1
                 sims[j] += w * cw[p]
         best = -1
         best_v = np.float32(0.0)
@@ -217,7 +208,7 @@ def build_blocks(
         cw = np.empty(max_c * m, dtype=np.float32)
         sims = np.zeros(max_c, dtype=np.float32)
         listed = np.zeros(max_c, dtype=np.uint8)
-        touched = np.empty(max_c, dtype=np.int64)
+        touched = np.empty(max_c + 1, dtype=np.int64)
         counts = np.zeros(max_c + 1, dtype=np.int64)
         for t in range(w, n_terms, n_workers):
             b = offsets[t]
@@ -280,8 +271,10 @@ def build_blocks(
 
 @njit(nogil=True)
 def _block_max(fwd_indptr, fwd_indices, fwd_data, docs, b0, b1, dense, terms):  # pragma: no cover
-    """Component-wise max of the docs ``docs[b0:b1]`` into ``dense``; returns the number of
-    distinct terms, listed in ``terms`` (first-seen order)."""
+    """Component-wise max of the docs ``docs[b0:b1]`` (positive weights) into ``dense``;
+    returns the number of distinct terms, listed in ``terms`` (first-seen order; one slot
+    longer than the vocabulary). Branch-free: whether a term is new or larger is a coin flip
+    to the branch predictor, so every entry writes its term and only a new one advances."""
     nt = 0
     for p in range(b0, b1):
         d = docs[p]
@@ -289,22 +282,21 @@ def _block_max(fwd_indptr, fwd_indices, fwd_data, docs, b0, b1, dense, terms):  
             term = fwd_indices[e]
             v = fwd_data[e]
             old = dense[term]
-            if old == 0:
-                terms[nt] = term
-                nt += 1
-            if v > old:
-                dense[term] = v
+            terms[nt] = term
+            nt += old == 0
+            dense[term] = max(v, old)
     return nt
 
 
 @njit(nogil=True)
-def _energy_threshold(dense, terms, nt, energy):  # pragma: no cover
+def _energy_threshold(dense, terms, nt, energy, mass, count):  # pragma: no cover
     """A value cut ``tau``: the entries >= tau hold >= ``energy`` of the L1 mass.
 
-    Found on a 1024-bin histogram over [0, max] (no sort): ``tau`` is the lower edge of the
-    bin where the mass counted from the top reaches the target, so the kept set is the
+    Found on a ``len(mass)``-bin histogram over [0, max] (no sort): ``tau`` is the lower edge
+    of the bin where the mass counted from the top reaches the target, so the kept set is the
     fewest highest entries plus, at most, the rest of that one bin. Returns
-    ``(tau, number of entries >= tau)``.
+    ``(tau, number of entries >= tau)``. ``mass``/``count`` are zero on entry and on return
+    (only the bins used are reset: a block has far fewer entries than a memset of the bins).
     """
     if nt == 0:
         return np.float32(np.inf), 0
@@ -318,9 +310,7 @@ def _energy_threshold(dense, terms, nt, energy):  # pragma: no cover
         vmin = min(vmin, v)
     if energy >= 1.0:
         return vmin, nt
-    nbins = 1024
-    mass = np.zeros(nbins, dtype=np.float64)
-    count = np.zeros(nbins, dtype=np.int64)
+    nbins = mass.shape[0]
     width = np.float64(vmax) / nbins
     for i in range(nt):
         v = np.float64(dense[terms[i]])
@@ -337,6 +327,11 @@ def _energy_threshold(dense, terms, nt, energy):  # pragma: no cover
         if acc >= target:
             break
         b -= 1
+    for i in range(nt):
+        v = np.float64(dense[terms[i]])
+        c = min(int(v / width), nbins - 1)
+        mass[c] = 0.0
+        count[c] = 0
     if b == 0:
         return vmin, nt
     tau = np.float32(b * width)
@@ -354,7 +349,9 @@ def summary_sizes(
     n_blocks = blk_ptr.shape[0] - 1
     for w in prange(n_workers):
         dense = np.zeros(n_terms, dtype=np.float32)
-        terms = np.empty(n_terms, dtype=np.int64)
+        terms = np.empty(n_terms + 1, dtype=np.int64)
+        mass = np.zeros(1024, dtype=np.float64)
+        count = np.zeros(1024, dtype=np.int64)
         for blk in range(w, n_blocks, n_workers):
             nt = _block_max(
                 fwd_indptr,
@@ -366,7 +363,7 @@ def summary_sizes(
                 dense,
                 terms,
             )
-            tau, kept = _energy_threshold(dense, terms, nt, energy)
+            tau, kept = _energy_threshold(dense, terms, nt, energy, mass, count)
             out_sizes[blk] = kept
             out_tau[blk] = tau
             for i in range(nt):
@@ -398,7 +395,7 @@ def fill_summaries(
     n_blocks = blk_ptr.shape[0] - 1
     for w in prange(n_workers):
         dense = np.zeros(n_terms, dtype=np.float32)
-        terms = np.empty(n_terms, dtype=np.int64)
+        terms = np.empty(n_terms + 1, dtype=np.int64)
         for blk in range(w, n_blocks, n_workers):
             nt = _block_max(
                 fwd_indptr,
@@ -436,57 +433,71 @@ def fill_summaries(
                 dense[terms[i]] = 0
 
 
-@njit(nogil=True)
-def _term_summary_keys(term_blocks, sum_ptr, sum_terms, t):  # pragma: no cover
-    """Keys ``component * nb + local block`` of term ``t``'s summary entries, and their order."""
-    b0 = term_blocks[t]
-    nb = term_blocks[t + 1] - b0
-    e0 = sum_ptr[b0]
-    n = sum_ptr[b0 + nb] - e0
-    keys = np.empty(n, dtype=np.int64)
-    for j in range(nb):
-        for e in range(sum_ptr[b0 + j], sum_ptr[b0 + j + 1]):
-            keys[e - e0] = np.int64(sum_terms[e]) * nb + j
-    return keys, np.argsort(keys), nb, e0
-
-
 @njit(cache=True, nogil=True, parallel=True)
-def count_summary_components(term_blocks, sum_ptr, sum_terms, out):  # pragma: no cover
+def count_summary_components(term_blocks, sum_ptr, sum_terms, n_workers, out):  # pragma: no cover
     """``out[t]`` = distinct components over the summaries of term ``t``'s blocks."""
-    for t in prange(term_blocks.shape[0] - 1):
-        keys, order, nb, _ = _term_summary_keys(term_blocks, sum_ptr, sum_terms, t)
-        n = 0
-        last = -1
-        for i in range(order.shape[0]):
-            c = keys[order[i]] // nb
-            if c != last:
-                n += 1
-                last = c
-        out[t] = n
+    n_lists = term_blocks.shape[0] - 1
+    for w in prange(n_workers):
+        seen_by = np.full(out.shape[0], -1, dtype=np.int64)  # the last list that saw a component
+        for t in range(w, n_lists, n_workers):
+            n = 0
+            for e in range(sum_ptr[term_blocks[t]], sum_ptr[term_blocks[t + 1]]):
+                c = np.int64(sum_terms[e])
+                if seen_by[c] != t:
+                    seen_by[c] = t
+                    n += 1
+            out[t] = n
 
 
 @njit(cache=True, nogil=True, parallel=True)
 def transpose_summaries(
-    term_blocks, sum_ptr, sum_terms, sum_vals, comp_ptr, comps, comp_off, ent_blk, ent_val
-):  # pragma: no cover
+    term_blocks, sum_ptr, sum_terms, sum_vals, comp_ptr, n_workers, comps, comp_off, ent_blk,
+    ent_val,
+):  # pragma: no cover  # fmt: skip
     """Per posting-list term, its blocks' summaries component-major: distinct components
     ascending in ``comps[comp_ptr[t]:comp_ptr[t + 1]]``; component ``i``'s entries (local
     block, value) at term-relative offsets ``comp_off[i]`` .. the next component's offset
-    (or the end of the term's entries), blocks ascending; entries stay in ``sum_ptr`` space."""
-    for t in prange(term_blocks.shape[0] - 1):
-        keys, order, nb, e0 = _term_summary_keys(term_blocks, sum_ptr, sum_terms, t)
-        ci = comp_ptr[t] - 1
-        last = -1
-        for i in range(order.shape[0]):
-            src = order[i]
-            c = keys[src] // nb
-            if c != last:
-                ci += 1
-                comps[ci] = c
-                comp_off[ci] = i
-                last = c
-            ent_blk[e0 + i] = keys[src] - c * nb
-            ent_val[e0 + i] = sum_vals[e0 + src]
+    (or the end of the term's entries), blocks ascending; entries stay in ``sum_ptr`` space.
+
+    A counting sort by component (blocks are read in order, so each component's entries
+    come out block-ascending): linear in the entries."""
+    n_lists = term_blocks.shape[0] - 1
+    for w in prange(n_workers):
+        pos = np.zeros(n_lists, dtype=np.int64)  # per component: count, then next slot
+        for t in range(w, n_lists, n_workers):
+            b0 = term_blocks[t]
+            nb = term_blocks[t + 1] - b0
+            e0 = sum_ptr[b0]
+            c0 = comp_ptr[t]
+            nc = comp_ptr[t + 1] - c0
+            if nc == 0:
+                continue
+            found = np.empty(nc, dtype=np.int64)
+            n = 0
+            for e in range(e0, sum_ptr[b0 + nb]):
+                c = np.int64(sum_terms[e])
+                if pos[c] == 0:
+                    found[n] = c
+                    n += 1
+                pos[c] += 1
+            found.sort()
+            at = 0
+            for i in range(nc):
+                c = found[i]
+                comps[c0 + i] = c
+                comp_off[c0 + i] = at
+                size = pos[c]
+                pos[c] = at
+                at += size
+            for j in range(nb):
+                for e in range(sum_ptr[b0 + j], sum_ptr[b0 + j + 1]):
+                    c = np.int64(sum_terms[e])
+                    dst = e0 + pos[c]
+                    pos[c] += 1
+                    ent_blk[dst] = j
+                    ent_val[dst] = sum_vals[e]
+            for i in range(nc):
+                pos[found[i]] = 0
 
 
 # -------------------------------------------------------------------------------- search
