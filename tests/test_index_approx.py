@@ -136,6 +136,7 @@ case = st.fixed_dictionaries(
         "k": st.integers(0, 30),
         "centroid_fraction": st.sampled_from([0.05, 0.3, 1.0]),
         "cluster_terms": st.sampled_from([1, 3, 16]),
+        "doc_cut": st.sampled_from([0, 1, 2]),
         "sorted_terms": st.sampled_from([0, 1, 2, 50]),
     }
 )
@@ -152,8 +153,9 @@ def test_no_pruning_equals_brute_force(c):
         POSITIVE_QUERY_POOLS[c["query_pool"]], extra_cols=c["extra_cols"],
     )  # fmt: skip
     index = ApproxIndex.build(
-        docs, centroid_fraction=c["centroid_fraction"], cluster_terms=c["cluster_terms"], **EXACT
-    )
+        docs, centroid_fraction=c["centroid_fraction"], cluster_terms=c["cluster_terms"],
+        doc_cut=c["doc_cut"], **EXACT,
+    )  # fmt: skip
     want = brute_force(docs, queries, c["k"])
     assert_same(index.search(queries, c["k"], threads=1, sorted_terms=c["sorted_terms"]), want)
     assert_same(index.search(queries, c["k"], threads=2, sorted_terms=c["sorted_terms"]), want)
@@ -220,6 +222,18 @@ def test_build_does_not_depend_on_thread_count(topical):
     b = ApproxIndex.build(docs, n_postings=100, threads=2)
     for name in a.arrays:
         np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
+
+
+def test_doc_cut_steers_the_clustering(topical):
+    """Docs join a centroid by their heaviest doc_cut terms: fewer terms, other blocks (same
+    kept postings); 0 and any value >= cluster_terms use the whole sketch."""
+    docs, _ = topical
+    full = ApproxIndex.build(docs, n_postings=100, cluster_terms=16, doc_cut=0)
+    same = ApproxIndex.build(docs, n_postings=100, cluster_terms=16, doc_cut=16)
+    cut = ApproxIndex.build(docs, n_postings=100, cluster_terms=16, doc_cut=2)
+    np.testing.assert_array_equal(same.arrays["blk_docs"], full.arrays["blk_docs"])
+    assert not np.array_equal(cut.arrays["blk_docs"], full.arrays["blk_docs"])
+    assert cut.n_kept_postings == full.n_kept_postings
 
 
 def test_single_queries_match_batch(topical, pruned):
@@ -359,6 +373,7 @@ def test_empty_inputs_and_bad_knobs():
         {"pruning": "nope"},
         {"max_fraction": 0.5},
         {"sorted_terms": -1},
+        {"doc_cut": -1},
     ):
         with pytest.raises(ConfigError):
             ApproxIndex.build(ones, **bad)

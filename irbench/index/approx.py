@@ -79,6 +79,7 @@ DEFAULTS: dict[str, Any] = {
     "centroid_fraction": 0.1,
     "summary_energy": 0.4,
     "cluster_terms": 128,
+    "doc_cut": 32,
     "query_cut": 10,
     "heap_factor": 0.9,
     "sorted_terms": 1,
@@ -168,6 +169,8 @@ def _check_knobs(cfg: dict[str, Any]) -> None:
         raise bad("summary_energy", "a fraction in (0, 1]")
     if int(cfg["cluster_terms"]) < 1:
         raise bad("cluster_terms", "a positive count")
+    if int(cfg["doc_cut"]) < 0:
+        raise bad("doc_cut", "0 (= cluster_terms) or a positive count")
     if int(cfg["query_cut"]) < 0:
         raise bad("query_cut", "0 (all terms) or a positive count")
     if int(cfg["sorted_terms"]) < 0:
@@ -260,6 +263,7 @@ class ApproxIndex:
         centroid_fraction: float = DEFAULTS["centroid_fraction"],
         summary_energy: float = DEFAULTS["summary_energy"],
         cluster_terms: int = DEFAULTS["cluster_terms"],
+        doc_cut: int = DEFAULTS["doc_cut"],
         query_cut: int = DEFAULTS["query_cut"],
         heap_factor: float = DEFAULTS["heap_factor"],
         sorted_terms: int = DEFAULTS["sorted_terms"],
@@ -278,6 +282,7 @@ class ApproxIndex:
             "centroid_fraction": float(centroid_fraction),
             "summary_energy": float(summary_energy),
             "cluster_terms": int(cluster_terms),
+            "doc_cut": int(doc_cut),
             "query_cut": int(query_cut),
             "heap_factor": float(heap_factor),
             "sorted_terms": int(sorted_terms),
@@ -343,6 +348,13 @@ class ApproxIndex:
             sk_terms = np.full((n_docs, m), -1, dtype=np.int32)
             sk_w = np.zeros((n_docs, m), dtype=np.float32)
             ak.doc_sketches(fwd_indptr, fwd_indices, fwd_data, m, sk_terms, sk_w)
+            dc = int(cfg["doc_cut"])
+            if 0 < dc < m:  # docs join a centroid by their heaviest dc terms
+                doc_terms = np.full((n_docs, dc), -1, dtype=np.int32)
+                doc_w = np.zeros((n_docs, dc), dtype=np.float32)
+                ak.doc_sketches(fwd_indptr, fwd_indices, fwd_data, dc, doc_terms, doc_w)
+            else:
+                doc_terms, doc_w = sk_terms, sk_w
 
             blk_docs = np.empty(int(kept_offsets[-1]), dtype=np.uint32)
             blk_count = np.zeros(n_terms, dtype=np.int64)
@@ -355,6 +367,8 @@ class ApproxIndex:
                 cfg["centroid_fraction"],
                 sk_terms,
                 sk_w,
+                doc_terms,
+                doc_w,
                 nt,
                 kept_offsets,
                 cap_offsets,
@@ -362,7 +376,7 @@ class ApproxIndex:
                 blk_count,
                 blk_sizes,
             )
-            del sk_terms, sk_w, doc_ids, weights
+            del sk_terms, sk_w, doc_terms, doc_w, doc_ids, weights
             # compact: block b of term t is blk_sizes[cap_offsets[t] + b]
             valid = np.arange(int(cap_offsets[-1])) - np.repeat(cap_offsets[:-1], cap) < np.repeat(
                 blk_count, cap

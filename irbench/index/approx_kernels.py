@@ -91,6 +91,8 @@ def _cluster_term(
     c,
     sk_terms,
     sk_w,
+    doc_terms,
+    doc_w,
     slot,
     slot_terms,
     cptr,
@@ -136,12 +138,14 @@ def _cluster_term(
             cent[p] = j
             cw[p] = sk_w[d, s]
             fill[slot[term]] = p + 1
-    # each doc joins its most similar centroid (ties: lower centroid)
+    # each doc joins its most similar centroid (ties: lower centroid), by its own heaviest
+    # ``doc_terms.shape[1]`` terms
+    m_doc = doc_terms.shape[1]
     for i in range(n):
         d = sel[i]
         n_t = 0
-        for s in range(m):
-            term = sk_terms[d, s]
+        for s in range(m_doc):
+            term = doc_terms[d, s]
             if term < 0:
                 break
             if term == t:
@@ -149,7 +153,7 @@ def _cluster_term(
             sl = slot[term]
             if sl < 0:
                 continue
-            w = sk_w[d, s]
+            w = doc_w[d, s]
             for p in range(cptr[sl], cptr[sl + 1]):
                 j = cent[p]
                 # branch-free: listed, not sims[j] == 0 (a product may underflow to 0)
@@ -181,6 +185,8 @@ def build_blocks(
     centroid_fraction,
     sk_terms,
     sk_w,
+    doc_terms,
+    doc_w,
     n_workers,
     kept_offsets,
     cap_offsets,
@@ -240,6 +246,8 @@ def build_blocks(
                 c,
                 sk_terms,
                 sk_w,
+                doc_terms,
+                doc_w,
                 slot,
                 slot_terms,
                 cptr,
