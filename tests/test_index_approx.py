@@ -409,6 +409,10 @@ def test_save_load_round_trip(tmp_path, topical, pruned, mmap):
     via_registry = load_index(tmp_path / "ix")
     assert isinstance(via_registry, ApproxIndex)
     assert via_registry.size_bytes == pruned.size_bytes
+    # a folder written before doc_cut existed was clustered on whole sketches
+    header["config"].pop("doc_cut")
+    (tmp_path / "ix" / "header.json").write_text(json.dumps(header))
+    assert ApproxIndex.load(tmp_path / "ix", mmap=mmap).cfg["doc_cut"] == 0
 
 
 def test_load_rejects_damaged_folders(tmp_path, pruned):

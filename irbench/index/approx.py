@@ -499,6 +499,7 @@ class ApproxIndex:
             n_comp = int(header["n_summary_components"])
             tdt = np.dtype(header["term_dtype"])
             cfg = dict(header["config"])
+            cfg.setdefault("doc_cut", 0)  # built before doc_cut existed: whole sketches
             pack_scale = float(cfg["pack_scale"])
         if not pack_scale > 0:
             raise CacheError(f"{where}: invalid config.pack_scale; rebuild the index")
