@@ -6,10 +6,10 @@ by the same sequential code, so the layout does not depend on the thread count):
 1. *static pruning*: keep the ``n_postings`` highest-weight postings (ties: lower doc id);
 2. *clustering*: ``c = ceil(centroid_fraction * n)`` centroids are picked from the kept
    postings (one per stratum of the doc-id order, at a hashed offset), every kept doc joins
-   the centroid with the highest sketch dot product -- a sketch is a doc's
-   ``cluster_terms`` highest-weight terms, the posting's own term left out -- and docs
-   similar to no centroid go to the centroid of their stratum. Each non-empty cluster is a
-   block, docs ascending within it;
+   the centroid with the highest sketch dot product -- the centroid's ``cluster_terms``
+   highest-weight terms against the doc's ``doc_cut`` highest, the posting's own term left
+   out -- and docs similar to no centroid go to the centroid of their stratum. Each
+   non-empty cluster is a block, docs ascending within it;
 3. *summaries* (``prange`` over blocks): the component-wise max of the block's doc vectors,
    cut to its highest entries holding ``summary_energy`` of its L1 mass (the cut is found
    on a 1024-bin histogram: a few entries beyond the fewest may be kept) and
