@@ -15,7 +15,13 @@ from hypothesis import strategies as st
 import irbench.index.numba as numba_index
 from irbench.errors import CacheError, ConfigError
 from irbench.index import load_index
-from irbench.index.base import atomic_folder, numba_threads, read_header, write_header
+from irbench.index.base import (
+    atomic_folder,
+    numba_threads,
+    read_header,
+    resolve_threads,
+    write_header,
+)
 from irbench.index.numba import NumbaIndex
 
 QMAX = {"uint8": 255, "uint16": 65535}
@@ -305,6 +311,13 @@ def test_numba_threads_sets_and_restores():
     assert numba.get_num_threads() == before
     with numba_threads(None):
         assert numba.get_num_threads() == before
+
+
+def test_resolve_threads_caps_at_numba_max():
+    top = numba.config.NUMBA_NUM_THREADS
+    assert resolve_threads(0) == resolve_threads(-3) == top
+    assert resolve_threads(1) == 1
+    assert resolve_threads(top + 5) == top
 
 
 @pytest.mark.parametrize("quantize", [None, "uint8"])

@@ -44,7 +44,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -146,11 +145,6 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     v = np.asarray(a).view()
     v.flags.writeable = False
     return v
-
-
-def _n_threads(threads: int) -> int:
-    max_threads = numba.config.NUMBA_NUM_THREADS
-    return min(int(threads), max_threads) if threads and threads > 0 else max_threads
 
 
 def _check_knobs(cfg: dict[str, Any]) -> None:
@@ -309,7 +303,7 @@ class ApproxIndex:
         fwd_indices = fwd.indices.astype(tdt)
         fwd_data = np.ascontiguousarray(fwd.data, dtype=np.float32)
 
-        nt = _n_threads(threads)
+        nt = base.resolve_threads(threads)
         with base.numba_threads(nt):
             # term-major postings, doc ids ascending within a term
             counts = np.zeros(n_terms + 1, dtype=np.int64)
@@ -594,7 +588,7 @@ class ApproxIndex:
         q_indptr = q.indptr.astype(np.int64, copy=False)
         q_indices = q.indices.astype(np.int64, copy=False)
         q_data = q.data.astype(np.float32, copy=False)
-        n_threads = _n_threads(threads)
+        n_threads = base.resolve_threads(threads)
         with base.numba_threads(n_threads):
             n_workers = min(n_threads, nq)
             (qdense, stamp, gens), cached = self._take_scratch(n_workers)

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 HEADER = "header.json"
 
 
+def resolve_threads(threads: int) -> int:
+    """A search/build ``threads`` argument as a Numba thread count: 0 (or less) = all of
+    ``NUMBA_NUM_THREADS``, otherwise capped at it."""
+    import numba
+
+    max_threads = int(numba.config.NUMBA_NUM_THREADS)
+    return min(int(threads), max_threads) if threads and threads > 0 else max_threads
+
+
 @contextmanager
 def numba_threads(n: int | None) -> Iterator[None]:
     """Run Numba's parallel kernels on ``n`` threads inside the block and restore the previous

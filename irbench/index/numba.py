@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numba
 import numpy as np
 import scipy.sparse as sp
 
@@ -335,8 +334,7 @@ class NumbaIndex:
         q_indices = q.indices.astype(np.int64, copy=False)
         q_data = q.data.astype(np.float32, copy=False)
 
-        max_threads = numba.config.NUMBA_NUM_THREADS
-        n_threads = min(int(threads), max_threads) if threads and threads > 0 else max_threads
+        n_threads = base.resolve_threads(threads)
         n_workers = min(n_threads, nq)
         # one worker runs the serial kernel: numba's thread count is left alone
         with base.numba_threads(n_threads if n_workers > 1 else None):
