@@ -7,10 +7,12 @@ import json
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from typer.testing import CliRunner
 
-from irbench.bench.index import VectorSet
-from irbench.bench.scale import bench_scale, build_synthetic_index
+from irbench.bench.index import VectorSet, recall_at_k
+from irbench.bench.scale import COLUMNS, bench_scale, build_synthetic_index, growth
 from irbench.bench.synth import CHUNK, Synthesizer, synthesize
+from irbench.index.approx import ApproxIndex
 from irbench.index.numba import NumbaIndex
 
 
@@ -86,9 +88,67 @@ def test_streamed_synthetic_index_equals_a_direct_build(real, tmp_path, quantize
 def test_bench_scale_rows(real, tmp_path):
     rows = bench_scale(real, [CHUNK, 3 * CHUNK], min_seconds=0.0, echo=lambda _: None)
     assert [r["docs"] for r in rows] == [CHUNK, 3 * CHUNK]
+    assert [r["engine"] for r in rows] == ["numba", "numba"]
     assert rows[0]["postings"] < rows[1]["postings"]
     assert all(r["qps_1"] > 0 and r["p50_ms"] > 0 and r["size_mb"] >= 0 for r in rows)
+    assert all(set(r) == set(COLUMNS) for r in rows)
     json.dumps(rows)  # bench.json material
+    assert len(growth(rows)) == 1
+
+
+# n_postings 0, query_cut 0, energy 1, heap_factor 1: numba_approx's exactness condition
+EXACT_APPROX = {"n_postings": 0, "query_cut": 0, "summary_energy": 1.0, "heap_factor": 1.0}
+
+
+@pytest.mark.parametrize("parent_share", [0.0, 0.65])
+def test_bench_scale_approx_rows_and_recall(real, parent_share):
+    kw = {"min_seconds": 0.0, "echo": lambda _: None, "parent_share": parent_share}
+    n = 2 * CHUNK
+    rows = bench_scale(real, [n], approx=EXACT_APPROX, **kw)
+    assert [r["engine"] for r in rows] == ["numba", "numba_approx"]
+    exact, approx = rows
+    assert exact["recall"] is None and approx["recall"] == 1.0
+    assert approx["postings"] == exact["postings"]  # the same docs, read back
+    # lossy: the recall of an index built directly on the same generated docs
+    knobs = {"n_postings": 4, "query_cut": 1}
+    lossy = bench_scale(real, [n], approx=knobs, **kw)[1]
+    docs = Synthesizer(real, seed=0, parent_share=parent_share).block(0, n)
+    want = recall_at_k(
+        ApproxIndex.build(docs, **knobs).search(real.queries, 10)[1],
+        NumbaIndex.build(docs).search(real.queries, 10)[1],
+    )
+    assert 0.0 < lossy["recall"] < 1.0 and lossy["recall"] == want
+    assert lossy["postings"] == exact["postings"] == docs.nnz and lossy["size_mb"] > 0
+    lines = growth(bench_scale(real, [CHUNK, n], approx={}, **kw))
+    assert [line.split(":")[0] for line in lines] == ["numba", "numba_approx"]
+
+
+def test_cli_bench_scale(real, tmp_path, monkeypatch):
+    from irbench.bench import scale
+    from irbench.bench.index import save_vectors
+    from irbench.cli.app import app
+
+    save_vectors(tmp_path / "real.npz", real)
+    seen = {}
+    original = scale.bench_scale
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(scale, "bench_scale", spy)
+    out = tmp_path / "out"
+    base = ["bench", "scale", "--from", str(tmp_path / "real.npz"), "--docs", str(CHUNK),
+            "--min-seconds", "0", "--out", str(out)]  # fmt: skip
+    res = CliRunner().invoke(app, base + ["--parent-share", "0.5", "--approx", "--query-cut", "3"])
+    assert res.exit_code == 0, res.output
+    assert seen["parent_share"] == 0.5 and seen["approx"] == {"query_cut": 3}
+    saved = json.loads((out / "bench.json").read_text())
+    assert [r["engine"] for r in saved["rows"]] == ["numba", "numba_approx"]
+    assert saved["meta"]["parent_share"] == 0.5
+    assert "numba_approx" in (out / "bench.md").read_text()
+    res = CliRunner().invoke(app, base + ["--query-cut", "3"])  # knob without --approx
+    assert res.exit_code != 0 and "--approx" in res.output
 
 
 def test_parent_share_keeps_statistics_and_adds_cooccurrence(real):

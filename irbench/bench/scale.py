@@ -1,11 +1,15 @@
-"""How the exact index grows with the corpus (``irbench bench scale``).
+"""How the indexes grow with the corpus (``irbench bench scale``).
 
 For each size, synthetic docs following a real corpus (:mod:`irbench.bench.synth`) are
 generated block by block and indexed with :meth:`NumbaIndex.build_streaming` (two passes
 over the generator, so the corpus is never held whole: memory is the index plus one block),
-then the real queries are searched. Reported per size: postings, generation and indexing
-time, index size, the process's peak resident memory during the build and the search, and
-single-thread and all-thread QPS and per-query latency at ``k``.
+then the real queries are searched. With ``approx`` (``index=numba_approx`` build knobs,
+``{}`` for its defaults) the same docs, read back from the spilled blocks, are also indexed
+by :class:`~irbench.index.approx.ApproxIndex`. That build takes the whole corpus in memory as
+one CSR matrix, which its peak memory includes; its recall@k is measured against the exact
+top-k. One row per size and engine: postings, generation and indexing time, index size, the
+process's peak resident memory during that engine's build and search, single-thread and
+all-thread QPS and per-query latency at ``k``, and recall.
 """
 
 from __future__ import annotations
@@ -20,12 +24,12 @@ from typing import Any
 import numpy as np
 
 from irbench.bench import timing
-from irbench.bench.index import VectorSet
+from irbench.bench.index import VectorSet, recall_at_k
 from irbench.bench.synth import Synthesizer
 
 COLUMNS = [
-    "docs", "postings", "gen_s", "index_s", "size_mb", "peak_rss_mb", "k", "qps_1",
-    "qps_all", "threads_all", "mean_ms", "p50_ms", "p99_ms",
+    "docs", "engine", "postings", "gen_s", "index_s", "size_mb", "peak_rss_mb", "k", "qps_1",
+    "qps_all", "threads_all", "mean_ms", "p50_ms", "p99_ms", "recall",
 ]  # fmt: skip
 
 
@@ -40,20 +44,56 @@ def bench_scale(
     max_queries: int | None = None,
     min_seconds: float = 1.0,
     spill_dir: str | None = None,
+    approx: dict[str, Any] | None = None,
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """One row per size (ascending); see the module docstring."""
-    from irbench.runs.manifest import peak_rss_mb, reset_peak_rss
-
+    """Rows by ascending size, ``numba`` then ``numba_approx``; see the module docstring."""
     synth = Synthesizer(real, seed, parent_share)
     queries = real.queries[:max_queries] if max_queries else real.queries
-    rows = []
+    rows: list[dict[str, Any]] = []
     for n in sorted({int(s) for s in sizes}):
-        gc.collect()
-        reset_peak_rss()
-        rows.append(_one_size(synth, n, queries, k, quantize, min_seconds, echo, spill_dir))
-        rows[-1]["peak_rss_mb"] = peak_rss_mb()
+        with tempfile.TemporaryDirectory(prefix="irbench-scale-", dir=spill_dir) as tmp:
+            spill = _Spill(synth, n, Path(tmp))
+            row, exact = _exact_row(spill, queries, k, quantize, min_seconds, echo)
+            rows.append(row)
+            if approx is not None:
+                rows.append(_approx_row(spill, queries, k, approx, exact, min_seconds, echo))
     return rows
+
+
+class _Spill:
+    """Docs ``[0, n)`` of ``synth``, generated once: the first iteration generates each block
+    and spills it to ``folder``; later ones read the blocks back memory-mapped."""
+
+    def __init__(self, synth: Synthesizer, n: int, folder: Path):
+        self.synth, self.n, self.folder = synth, n, folder
+        self.gen_s = 0.0
+        self.paths: list[Path] = []
+        self.complete = False
+
+    def __call__(self) -> Iterator[Any]:
+        if self.complete:
+            for path in self.paths:
+                yield _load_block(path, self.synth.n_terms)
+            return
+        it = self.synth.blocks(self.n)
+        while True:
+            t0 = time.perf_counter()
+            block = next(it, None)
+            self.gen_s += time.perf_counter() - t0
+            if block is None:
+                self.complete = True
+                return
+            self.paths.append(_save_block(self.folder, len(self.paths), block))
+            yield block
+
+    def matrix(self) -> Any:
+        """All docs as one in-memory CSR matrix (after a complete first iteration)."""
+        import scipy.sparse as sp
+
+        if not self.complete:
+            raise RuntimeError("_Spill.matrix() before the blocks were generated")
+        return sp.vstack(list(self()), format="csr")
 
 
 def build_synthetic_index(
@@ -67,56 +107,88 @@ def build_synthetic_index(
     """
     from irbench.index.numba import NumbaIndex
 
-    gen = [0.0]
-    spilled: list[Path] = []
     with tempfile.TemporaryDirectory(prefix="irbench-scale-", dir=spill_dir) as tmp:
-
-        def blocks() -> Iterator[Any]:
-            if spilled:
-                for path in spilled:
-                    yield _load_block(path, synth.n_terms)
-                return
-            it = synth.blocks(n)
-            while True:
-                t0 = time.perf_counter()
-                block = next(it, None)
-                gen[0] += time.perf_counter() - t0
-                if block is None:
-                    return
-                spilled.append(_save_block(Path(tmp), len(spilled), block))
-                yield block
-
-        index = NumbaIndex.build_streaming(blocks, synth.n_terms, quantize=quantize)
-    return index, gen[0]
+        spill = _Spill(synth, n, Path(tmp))
+        index = NumbaIndex.build_streaming(spill, synth.n_terms, quantize=quantize)
+    return index, spill.gen_s
 
 
-def _one_size(synth, n, queries, k, quantize, min_seconds, echo, spill_dir) -> dict[str, Any]:
-    echo(f"scale: {n:,} docs: generating and indexing ...")
-    t0 = time.perf_counter()
-    index, gen_s = build_synthetic_index(synth, n, quantize, spill_dir)
-    build_s = time.perf_counter() - t0
-    echo(f"scale: {n:,} docs: {index.nnz:,} postings; searching ...")
+def _timings(search: Callable[..., Any], queries: Any, k: int, min_seconds: float) -> dict:
+    """QPS at 1 and at all threads, and one-query latencies (first 200 queries)."""
     n_all = min(timing.cores(), _numba_threads())
-    one = timing.repeat(lambda: index.search(queries, k, threads=1), min_seconds=min_seconds)
-    every = timing.repeat(lambda: index.search(queries, k, threads=n_all), min_seconds=min_seconds)
+    one = timing.repeat(lambda: search(queries, k, threads=1), min_seconds=min_seconds)
+    every = timing.repeat(lambda: search(queries, k, threads=n_all), min_seconds=min_seconds)
     sample = list(range(min(queries.shape[0], 200)))
     lat = timing.latencies(
-        lambda i: index.search(queries[i], k, threads=1), sample, min_seconds=min_seconds
+        lambda i: search(queries[i], k, threads=1), sample, min_seconds=min_seconds
     )
     stats = timing.latency_stats(lat)
     return {
-        "docs": n,
-        "postings": int(index.nnz),
-        "gen_s": round(gen_s, 2),
-        "index_s": round(build_s - gen_s, 2),
-        "size_mb": round(index.size_bytes / 2**20, 1),
-        "peak_rss_mb": None,
         "k": k,
         "qps_1": timing.qps(queries.shape[0], one),
         "qps_all": timing.qps(queries.shape[0], every),
         "threads_all": n_all,
         **{key: stats[key] for key in ("mean_ms", "p50_ms", "p99_ms")},
     }
+
+
+def _exact_row(spill, queries, k, quantize, min_seconds, echo) -> tuple[dict, np.ndarray]:
+    """The exact index's row, and its top-k doc rows (for the approximate index's recall)."""
+    from irbench.index.numba import NumbaIndex
+    from irbench.runs.manifest import peak_rss_mb, reset_peak_rss
+
+    echo(f"scale: {spill.n:,} docs: generating and indexing (numba) ...")
+    gc.collect()
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    index = NumbaIndex.build_streaming(spill, spill.synth.n_terms, quantize=quantize)
+    build_s = time.perf_counter() - t0
+    echo(f"scale: {spill.n:,} docs: {index.nnz:,} postings; searching ...")
+    row = {
+        "docs": spill.n,
+        "engine": "numba",
+        "postings": int(index.nnz),
+        "gen_s": round(spill.gen_s, 2),
+        "index_s": round(build_s - spill.gen_s, 2),
+        "size_mb": round(index.size_bytes / 2**20, 1),
+        "peak_rss_mb": None,
+        **_timings(index.search, queries, k, min_seconds),
+        "recall": None,  # exact by construction (property-tested against brute force)
+    }
+    exact = index.search(queries, k)[1]
+    row["peak_rss_mb"] = peak_rss_mb()
+    return row, exact
+
+
+def _approx_row(spill, queries, k, approx, exact, min_seconds, echo) -> dict[str, Any]:
+    """``index=numba_approx`` built with ``approx`` on the spilled docs."""
+    from irbench.index.approx import ApproxIndex
+    from irbench.runs.manifest import peak_rss_mb, reset_peak_rss
+
+    echo(f"scale: {spill.n:,} docs: indexing (numba_approx) ...")
+    gc.collect()
+    reset_peak_rss()
+    docs = spill.matrix()
+    t0 = time.perf_counter()
+    index = ApproxIndex.build(docs, **approx)
+    build_s = time.perf_counter() - t0
+    postings = int(docs.nnz)
+    del docs
+    gc.collect()
+    echo(f"scale: {spill.n:,} docs: {index.n_kept_postings:,} postings kept; searching ...")
+    row = {
+        "docs": spill.n,
+        "engine": "numba_approx",
+        "postings": postings,
+        "gen_s": 0.0,  # reads back the exact row's spilled blocks
+        "index_s": round(build_s, 2),
+        "size_mb": round(index.size_bytes / 2**20, 1),
+        "peak_rss_mb": None,
+        **_timings(index.search, queries, k, min_seconds),
+        "recall": recall_at_k(index.search(queries, k)[1], exact),
+    }
+    row["peak_rss_mb"] = peak_rss_mb()
+    return row
 
 
 def _save_block(folder: Path, i: int, block: Any) -> Path:
@@ -154,31 +226,37 @@ def _numba_threads() -> int:
 def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     """The rows as a markdown table under the corpus, machine and command."""
     lines = [
-        f"# Exact index at scale: synthetic docs following {meta['source']}",
+        f"# Indexes at scale: synthetic docs following {meta['source']}",
         "",
         f"Machine: {meta['machine']}",
         "",
     ]
     if meta.get("command"):
         lines += ["```", meta["command"], "```", ""]
-    head = ["docs", "postings", "gen s", "index s", "index MB", "peak RSS MB", "k",
-            "QPS 1 thr", "QPS all", "p50 ms", "p99 ms"]  # fmt: skip
+    head = ["docs", "engine", "postings", "gen s", "index s", "index MB", "peak RSS MB", "k",
+            "QPS 1 thr", "QPS all", "p50 ms", "p99 ms", "recall@k"]  # fmt: skip
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [
-            f"{r['docs']:,}", f"{r['postings']:,}", f"{r['gen_s']:.1f}", f"{r['index_s']:.1f}",
+            f"{r['docs']:,}", r["engine"], f"{r['postings']:,}", f"{r['gen_s']:.1f}",
+            f"{r['index_s']:.1f}",
             f"{r['size_mb']:,.0f}", "—" if r["peak_rss_mb"] is None else f"{r['peak_rss_mb']:,.0f}",
             str(r["k"]), f"{r['qps_1']:,.1f}", f"{r['qps_all']:,.1f} ({r['threads_all']})",
             f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",
+            "exact" if r["recall"] is None else f"{r['recall']:.3f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def growth(rows: list[dict[str, Any]]) -> list[str]:
-    """One line per consecutive pair of sizes: how time, memory and latency grew."""
+    """One line per engine and consecutive pair of sizes: how time, memory and latency grew."""
     out = []
-    for a, b in zip(rows, rows[1:], strict=False):
+    pairs = []
+    for engine in dict.fromkeys(r["engine"] for r in rows):
+        mine = [r for r in rows if r["engine"] == engine]
+        pairs += [(engine, a, b) for a, b in zip(mine, mine[1:], strict=False)]
+    for engine, a, b in pairs:
         f = b["docs"] / a["docs"]
 
         def ratio(key: str, a=a, b=b) -> str:
@@ -186,7 +264,8 @@ def growth(rows: list[dict[str, Any]]) -> list[str]:
             return "—" if not x or y is None else f"{y / x:.1f}x"
 
         out.append(
-            f"{a['docs']:,} -> {b['docs']:,} docs ({f:.0f}x): index time {ratio('index_s')}, "
+            f"{engine}: {a['docs']:,} -> {b['docs']:,} docs ({f:.0f}x): "
+            f"index time {ratio('index_s')}, "
             f"index size {ratio('size_mb')}, peak RSS {ratio('peak_rss_mb')}, "
             f"p50 latency {ratio('p50_ms')}"
         )

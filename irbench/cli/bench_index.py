@@ -213,23 +213,47 @@ def bench_scale_cmd(
     parent_share: ParentShare = 0.0,
     max_queries: Annotated[int | None, typer.Option(help="Use only the first N queries")] = None,
     min_seconds: Annotated[float, typer.Option(help="Least seconds timed per measurement")] = 1.0,
+    approx: Annotated[
+        bool,
+        typer.Option(
+            "--approx/--no-approx",
+            help="Also build index=numba_approx at each size (its build holds the corpus in "
+            "memory) and report its recall@k against the exact top-k",
+        ),
+    ] = False,
+    n_postings: Annotated[
+        int | None,
+        typer.Option(help="--approx: postings kept per term (default: scales with the size)"),
+    ] = None,
+    query_cut: Annotated[
+        int | None, typer.Option(help="--approx: query terms traversed (default 10)")
+    ] = None,
+    heap_factor: Annotated[
+        float | None, typer.Option(help="--approx: block skip factor (default 0.9)")
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json and bench.md")] = Path(
         "runs/bench/scale"
     ),
 ) -> None:
-    """Exact index at growing synthetic corpus sizes, built by streaming (never holding the
-    corpus): build time, index size, peak memory, QPS and latency per size."""
+    """Indexes at growing synthetic corpus sizes: the exact index built by streaming (never
+    holding the corpus), with --approx also numba_approx: build time, index size, peak
+    memory, QPS, latency and recall per size."""
     import json
 
     from irbench.bench import scale, timing
     from irbench.bench.index import concat, load_vectors
+    from irbench.errors import ConfigError
     from irbench.runs.atomic import write_text
 
+    knobs = {"n_postings": n_postings, "query_cut": query_cut, "heap_factor": heap_factor}
+    approx_cfg = {key: v for key, v in knobs.items() if v is not None} if approx else None
+    if not approx and any(v is not None for v in knobs.values()):
+        raise ConfigError("--n-postings/--query-cut/--heap-factor apply to --approx; add it")
     real = concat([load_vectors(p) for p in source])
     sizes = n_docs or [100_000, 1_000_000, 10_000_000]
     rows = scale.bench_scale(
-        real, sizes, k=k, quantize=quantize, seed=seed, max_queries=max_queries,
-        min_seconds=min_seconds, echo=_echo,
+        real, sizes, k=k, quantize=quantize, seed=seed, parent_share=parent_share,
+        max_queries=max_queries, min_seconds=min_seconds, approx=approx_cfg, echo=_echo,
     )  # fmt: skip
     meta = {
         "source": real.describe(),
@@ -238,6 +262,7 @@ def bench_scale_cmd(
         "quantize": quantize,
         "seed": seed,
         "parent_share": parent_share,
+        "approx": approx_cfg,
     }
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "bench.json", json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
