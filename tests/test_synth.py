@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from irbench.bench.index import VectorSet, recall_at_k
 from irbench.bench.scale import COLUMNS, bench_scale, build_synthetic_index, growth
 from irbench.bench.synth import CHUNK, Synthesizer, synthesize
+from irbench.errors import ConfigError
 from irbench.index.approx import ApproxIndex
 from irbench.index.numba import NumbaIndex
 
@@ -121,6 +122,13 @@ def test_bench_scale_approx_rows_and_recall(real, parent_share):
     assert lossy["postings"] == exact["postings"] == docs.nnz and lossy["size_mb"] > 0
     lines = growth(bench_scale(real, [CHUNK, n], approx={}, **kw))
     assert [line.split(":")[0] for line in lines] == ["numba", "numba_approx"]
+
+
+def test_bench_scale_checks_approx_knobs_first(real):
+    said = []
+    with pytest.raises(ConfigError, match="heap_factor"):
+        bench_scale(real, [CHUNK], approx={"heap_factor": -1.0}, echo=said.append)
+    assert said == []  # before any corpus was generated or indexed
 
 
 def test_cli_bench_scale(real, tmp_path, monkeypatch):

@@ -7,7 +7,7 @@ then the real queries are searched. With ``approx`` (``index=numba_approx`` buil
 ``{}`` for its defaults) the same docs, read back from the spilled blocks, are also indexed
 by :class:`~irbench.index.approx.ApproxIndex`. That build takes the whole corpus in memory as
 one CSR matrix, which its peak memory includes; its recall@k is measured against the exact
-top-k. One row per size and engine: postings, generation and indexing time, index size, the
+index's top-k (that of the quantised index with ``quantize``). One row per size and engine: postings, generation and indexing time, index size, the
 process's peak resident memory during that engine's build and search, single-thread and
 all-thread QPS and per-query latency at ``k``, and recall.
 """
@@ -49,6 +49,12 @@ def bench_scale(
 ) -> list[dict[str, Any]]:
     """Rows by ascending size, ``numba`` then ``numba_approx``; see the module docstring."""
     synth = Synthesizer(real, seed, parent_share)
+    if approx is not None:  # bad knobs fail now, not after the first exact index
+        import scipy.sparse as sp
+
+        from irbench.index.approx import ApproxIndex
+
+        ApproxIndex.build(sp.csr_matrix((1, synth.n_terms), dtype=np.float32), **approx)
     queries = real.queries[:max_queries] if max_queries else real.queries
     rows: list[dict[str, Any]] = []
     for n in sorted({int(s) for s in sizes}):
