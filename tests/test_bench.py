@@ -12,7 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from irbench.bench import timing
-from irbench.bench.bm25 import COLUMNS, thread_settings
+from irbench.bench.bm25 import COLUMNS
+from irbench.bench.timing import thread_settings
 from irbench.cli.app import app
 
 runner = CliRunner()

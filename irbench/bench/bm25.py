@@ -42,14 +42,6 @@ def _bm25s():
     return bm25s, Stemmer
 
 
-def thread_settings() -> list[int]:
-    """1 and all cores (capped at Numba's thread pool), without duplicates."""
-    import numba
-
-    n = min(timing.cores(), int(numba.config.NUMBA_NUM_THREADS))
-    return sorted({1, max(1, n)})
-
-
 def _drop_self(qid: str, ranked: list[tuple[str, float]], drop: bool, k: int):
     if drop:
         ranked = [h for h in ranked if h[0] != qid]
@@ -201,7 +193,7 @@ def _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo):
     corpus = str(cfg.dataset.name)
     out = Path(out_dir) if out_dir is not None else Path("runs") / "bench" / corpus / "bm25"
     drop_self = bool(cfg.dataset.drop_self_hits)
-    threads_list = thread_settings()
+    threads_list = timing.thread_settings()
     machine = timing.machine()
     notes: list[str] = []
 

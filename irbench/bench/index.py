@@ -328,15 +328,6 @@ def _one_call(eng: Engine, prep: Any, k: int, setting: dict) -> Callable[[int], 
     return lambda i: eng.one(prep, i, k, **setting)
 
 
-def thread_settings(threads: Sequence[int] | None = None) -> list[int]:
-    import numba
-
-    if threads:
-        return sorted({max(1, int(t)) for t in threads})
-    n = min(timing.cores(), int(numba.config.NUMBA_NUM_THREADS))
-    return sorted({1, max(1, n)})
-
-
 def bench_index(
     vs: VectorSet,
     ks: Sequence[int] = (10, 1000),
@@ -365,7 +356,7 @@ def bench_index(
         if unknown:
             raise ConfigError(f"--engine {unknown}: unknown (known: {', '.join(ENGINES)})")
         engines = [e for e in engines if e[0] in set(only)]
-    threads_list = thread_settings(threads)
+    threads_list = timing.thread_settings(threads)
     notes: list[str] = []
     n_docs, nq = vs.docs.shape[0], vs.queries.shape[0]
     if nq == 0 or n_docs == 0:

@@ -121,7 +121,7 @@ def build_synthetic_index(
 
 def _timings(search: Callable[..., Any], queries: Any, k: int, min_seconds: float) -> dict:
     """QPS at 1 and at all threads, and one-query latencies (first 200 queries)."""
-    n_all = min(timing.cores(), _numba_threads())
+    n_all = timing.all_threads()
     one = timing.repeat(lambda: search(queries, k, threads=1), min_seconds=min_seconds)
     every = timing.repeat(lambda: search(queries, k, threads=n_all), min_seconds=min_seconds)
     sample = list(range(min(queries.shape[0], 200)))
@@ -221,12 +221,6 @@ def _load_block(path: Path, n_terms: int) -> Any:
     m.has_sorted_indices = True
     m.has_canonical_format = True
     return m
-
-
-def _numba_threads() -> int:
-    import numba
-
-    return int(numba.config.NUMBA_NUM_THREADS)
 
 
 def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:

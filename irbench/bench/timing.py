@@ -273,6 +273,21 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def all_threads() -> int:
+    """The "all threads" setting of the benches: the cores this process may use, capped at
+    Numba's thread pool."""
+    from irbench.index.base import resolve_threads
+
+    return max(1, min(cores(), resolve_threads(0)))
+
+
+def thread_settings(threads: Sequence[int] | None = None) -> list[int]:
+    """Thread counts to time: ``threads`` (each at least 1), else 1 and :func:`all_threads`."""
+    if threads:
+        return sorted({max(1, int(t)) for t in threads})
+    return sorted({1, all_threads()})
+
+
 def machine() -> dict[str, Any]:
     """CPU model, cores, RAM (GiB), OS and Python version."""
     return {
