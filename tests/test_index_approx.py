@@ -15,10 +15,10 @@ from irbench.index import load_index
 from irbench.index.approx import (
     ApproxIndex,
     default_n_postings,
-    global_threshold_counts,
+    global_threshold,
     pack_layout,
 )
-from irbench.index.approx_kernels import pack_forward
+from irbench.index.approx_kernels import kth_smallest_positive, pack_forward
 from irbench.index.numba import NumbaIndex
 from tests.test_index_numba import DOC_POOLS, assert_same, brute_force, random_csr
 
@@ -224,6 +224,60 @@ def test_build_does_not_depend_on_thread_count(topical):
         np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
 
 
+def test_streaming_build_equals_build_on_the_concatenation(topical):
+    """Blocks read twice, non-canonical (unsorted, duplicates, zeros and negatives, a
+    float64 block, an empty one): the same layout as one build on their stack."""
+    docs, _ = topical
+    rng = np.random.default_rng(7)
+    noisy = docs.tocoo()
+    extra = sp.coo_matrix(
+        (rng.uniform(-0.5, 1.0, 500), (rng.integers(0, docs.shape[0], 500),
+         rng.integers(0, docs.shape[1], 500))), shape=docs.shape,
+    )  # fmt: skip
+    whole = sp.csr_matrix(
+        (np.concatenate([noisy.data, extra.data]).astype(np.float32),
+         (np.concatenate([noisy.row, extra.row]), np.concatenate([noisy.col, extra.col]))),
+        shape=docs.shape,
+    )  # fmt: skip
+    cuts = [0, 37, 37, 150, docs.shape[0]]
+    parts = [whole[a:b] for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+    parts[2] = parts[2].astype(np.float64)
+
+    def blocks():
+        for part in parts:  # scipy coalesces duplicates on slicing: make some again
+            m = part.tocoo()
+            yield (
+                sp.csr_matrix(
+                    (np.r_[m.data / 2, m.data / 2], (np.r_[m.row, m.row], np.r_[m.col, m.col])),
+                    shape=m.shape,
+                )
+                if m.nnz
+                else part
+            )
+
+    knobs = {"n_postings": 60, "threads": 1}
+    got = ApproxIndex.build_streaming(blocks, docs.shape[1], **knobs)
+    want = ApproxIndex.build(sp.vstack(list(blocks()), format="csr"), **knobs)
+    assert got.n_docs == docs.shape[0] and got.nnz == want.nnz
+    for name in want.arrays:
+        np.testing.assert_array_equal(got.arrays[name], want.arrays[name], err_msg=name)
+    assert float(got.arrays["fwd_data"].min()) > 0
+
+
+def test_streaming_build_rejects_blocks_that_change(topical):
+    docs, _ = topical
+    calls = []
+
+    def blocks():
+        calls.append(1)
+        return iter([docs[:50], docs[50:]] if len(calls) == 1 else [docs[:50], docs[49:]])
+
+    with pytest.raises(ValueError, match="different blocks"):
+        ApproxIndex.build_streaming(blocks, docs.shape[1])
+    with pytest.raises(ValueError, match="columns"):
+        ApproxIndex.build_streaming(lambda: iter([docs]), docs.shape[1] - 1)
+
+
 def test_doc_cut_steers_the_clustering(topical):
     """Docs join a centroid by their heaviest doc_cut terms: fewer terms, other blocks (same
     kept postings); 0 and any value >= cluster_terms use the whole sketch."""
@@ -298,6 +352,31 @@ def test_global_pruning_spends_the_budget_on_the_highest_weights(topical):
     assert min(kept_w) >= max(dropped_w)
 
 
+def kept_counts(offsets, weights, n_postings, max_fraction):
+    """Per-term kept postings under global_threshold's cut (weights in a shuffled order:
+    the cut must not depend on it), capped."""
+    df = np.diff(offsets)
+    shuffled = np.random.default_rng(0).permutation(weights)
+    tau = global_threshold(shuffled, int((df > 0).sum()), n_postings)
+    cap = max(1, int(max_fraction * n_postings))
+    return np.array([min(cap, int((weights[a:b] >= tau).sum()))
+                     for a, b in zip(offsets[:-1], offsets[1:], strict=True)])  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_kth_smallest_positive_matches_a_sort(seed):
+    """Radix selection on float32 bit patterns: positive values over many magnitudes,
+    ties, subnormals and inf."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 3000))
+    x = (10.0 ** rng.uniform(-40, 38, n)).astype(np.float32)
+    x[rng.random(n) < 0.3] = np.float32(rng.choice([1.0, 0.5, np.inf, 1e-45]))
+    x = x[x > 0]
+    ref = np.sort(x)
+    for k in {0, len(x) // 3, len(x) - 1, int(rng.integers(0, len(x)))}:
+        assert kth_smallest_positive(x, k) == ref[k]
+
+
 @pytest.mark.parametrize("n_postings", [3, 8, 40])
 def test_global_pruning_matches_seismic_rule(n_postings):
     """Reference: the budget's worth of globally largest weights, then each term capped."""
@@ -311,7 +390,7 @@ def test_global_pruning_matches_seismic_rule(n_postings):
     top = np.sort(weights)[::-1][:budget]
     want = np.array([min(cap, int((weights[a:b] >= top[-1]).sum()))
                      for a, b in zip(offsets[:-1], offsets[1:], strict=True)])  # fmt: skip
-    got = global_threshold_counts(offsets, weights, n_postings, 1.5)
+    got = kept_counts(offsets, weights, n_postings, 1.5)
     np.testing.assert_array_equal(got, want)
     if df.sum() > budget:
         assert got.sum() <= budget
@@ -331,7 +410,7 @@ def test_global_pruning_with_tied_weights(n_postings):
     cut = min(fits) if fits else weights.max()
     want = np.array([min(int(1.5 * n_postings), int((weights[a:b] >= cut).sum()))
                      for a, b in zip(offsets[:-1], offsets[1:], strict=True)])  # fmt: skip
-    np.testing.assert_array_equal(global_threshold_counts(offsets, weights, n_postings, 1.5), want)
+    np.testing.assert_array_equal(kept_counts(offsets, weights, n_postings, 1.5), want)
 
 
 @pytest.mark.parametrize("n_terms", [1, 2, 1500, 30522, 2**16 + 1, 2**24])

@@ -5,11 +5,12 @@ generated block by block and indexed with :meth:`NumbaIndex.build_streaming` (tw
 over the generator, so the corpus is never held whole: memory is the index plus one block),
 then the real queries are searched. With ``approx`` (``index=numba_approx`` build knobs,
 ``{}`` for its defaults) the same docs, read back from the spilled blocks, are also indexed
-by :class:`~irbench.index.approx.ApproxIndex`. That build takes the whole corpus in memory as
-one CSR matrix, which its peak memory includes; its recall@k is measured against the exact
-index's top-k (that of the quantised index with ``quantize``). One row per size and engine: postings, generation and indexing time, index size, the
-process's peak resident memory during that engine's build and search, single-thread and
-all-thread QPS and per-query latency at ``k``, and recall.
+by :meth:`ApproxIndex.build_streaming <irbench.index.approx.ApproxIndex.build_streaming>`
+(its memory: the index, whose forward rows hold the corpus, plus its build scratch); its
+recall@k is measured against the exact index's top-k (that of the quantised index with
+``quantize``). One row per size and engine: postings, generation and indexing time, index
+size, the process's peak resident memory during that engine's build and search,
+single-thread and all-thread QPS and per-query latency at ``k``, and recall.
 """
 
 from __future__ import annotations
@@ -93,14 +94,6 @@ class _Spill:
             self.paths.append(_save_block(self.folder, len(self.paths), block))
             yield block
 
-    def matrix(self) -> Any:
-        """All docs as one in-memory CSR matrix (after a complete first iteration)."""
-        import scipy.sparse as sp
-
-        if not self.complete:
-            raise RuntimeError("_Spill.matrix() before the blocks were generated")
-        return sp.vstack(list(self()), format="csr")
-
 
 def build_synthetic_index(
     synth: Synthesizer, n: int, quantize: str | None = None, spill_dir: str | None = None
@@ -174,18 +167,14 @@ def _approx_row(spill, queries, k, approx, exact, min_seconds, echo) -> dict[str
     echo(f"scale: {spill.n:,} docs: indexing (numba_approx) ...")
     gc.collect()
     reset_peak_rss()
-    docs = spill.matrix()
     t0 = time.perf_counter()
-    index = ApproxIndex.build(docs, **approx)
+    index = ApproxIndex.build_streaming(spill, spill.synth.n_terms, **approx)
     build_s = time.perf_counter() - t0
-    postings = int(docs.nnz)
-    del docs
-    gc.collect()
     echo(f"scale: {spill.n:,} docs: {index.n_kept_postings:,} postings kept; searching ...")
     row = {
         "docs": spill.n,
         "engine": "numba_approx",
-        "postings": postings,
+        "postings": int(index.nnz),
         "gen_s": 0.0,  # reads back the exact row's spilled blocks
         "index_s": round(build_s, 2),
         "size_mb": round(index.size_bytes / 2**20, 1),

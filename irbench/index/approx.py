@@ -41,6 +41,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,7 @@ import scipy.sparse as sp
 
 from irbench.errors import CacheError, ConfigError
 from irbench.index import approx_kernels as ak
-from irbench.index import base, kernels
+from irbench.index import base
 from irbench.index.base import atomic_folder, read_header, write_header
 
 FORMAT = 3  # 2: summaries stored component-major per posting list; 3: packed forward rows
@@ -95,31 +96,23 @@ def default_n_postings(n_docs: int) -> int:
     return max(64, int(round(2.5 * math.sqrt(max(n_docs, 0)))))
 
 
-def global_threshold_counts(
-    offsets: np.ndarray, weights: np.ndarray, n_postings: int, max_fraction: float
-) -> np.ndarray:
-    """Postings kept per term by Seismic's global-threshold pruning.
+def global_threshold(data: np.ndarray, n_lists: int, n_postings: int) -> np.float32:
+    """Seismic's global-threshold pruning: the cut ``tau`` on the weights ``data``
+    (float32, all > 0, any order).
 
-    The budget is ``n_postings`` per non-empty term: ``tau`` is the smallest float32 value
-    such that the postings of weight >= ``tau`` fit the budget (just above the
-    ``budget + 1``-th largest weight, found by one partition: postings tied there are
-    dropped together), and a term keeps its postings of weight >= ``tau``, at most
-    ``max_fraction * n_postings`` of them. As in Seismic, the postings the cap removes are not
-    given back to other terms.
+    The budget is ``n_postings`` per non-empty list (``n_lists`` of them): ``tau`` is the
+    smallest float32 value such that the postings of weight >= ``tau`` fit the budget (just
+    above the ``budget + 1``-th largest weight: postings tied there are dropped together;
+    if all are tied at the largest weight, that weight). 0 when every posting fits. A term
+    then keeps its postings of weight >= ``tau``, at most ``max_fraction * n_postings`` of
+    them; as in Seismic, the postings that cap removes are not given back to other terms.
     """
-    df = np.diff(offsets)
-    n_lists = int((df > 0).sum())
     budget = n_postings * n_lists
-    cap = max(1, int(max_fraction * n_postings))
-    if int(df.sum()) <= budget:
-        return np.minimum(df, cap)
-    cut = len(weights) - budget - 1  # the (budget + 1)-th largest weight sits here
-    first_out = np.float32(np.partition(weights, cut)[cut])
-    # all tied at the largest weight and over budget: keep them (no smaller cut exists)
-    tau = min(np.nextafter(first_out, np.float32(np.inf)), np.float32(weights.max()))
-    counts = np.empty(len(df), dtype=np.int64)
-    ak.count_at_least(offsets, weights, np.float32(tau), counts)
-    return np.minimum(counts, cap)
+    if data.shape[0] <= budget:
+        return np.float32(0.0)
+    first_out = ak.kth_smallest_positive(data, data.shape[0] - budget - 1)
+    top = np.float32(data.max())
+    return min(np.nextafter(first_out, np.float32(np.inf)), top)
 
 
 def pack_layout(n_terms: int, max_weight: float) -> tuple[int, float]:
@@ -171,6 +164,42 @@ def _check_knobs(cfg: dict[str, Any]) -> None:
         raise bad("sorted_terms", "a count >= 0")
     if not float(cfg["heap_factor"]) > 0:
         raise bad("heap_factor", "a positive factor (<= 1.0 with exact summaries = safe)")
+
+
+def _forward_rows(
+    blocks: Callable[[], Iterable[sp.csr_matrix]], n_terms: int, tdt: np.dtype
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The forward index ``(indptr int64, term ids, float32 weights)`` of the positive
+    entries of ``blocks()``, canonicalised (sorted terms, duplicates summed): one pass
+    counts, a second fills."""
+    row_counts = []
+    for block in blocks():
+        b = base.canonical_csr(block)
+        if b.shape[1] > n_terms:
+            raise ValueError(f"build_streaming: a block has {b.shape[1]} > {n_terms} columns")
+        out = np.empty(b.shape[0], dtype=np.int64)
+        ak.positive_row_counts(b.indptr, b.data, out)
+        row_counts.append(out)
+    n_docs = sum(len(c) for c in row_counts)
+    if n_docs >= 2**31:
+        raise ConfigError(f"index=numba_approx: {n_docs} docs exceed the int32 doc limit")
+    indptr = np.zeros(n_docs + 1, dtype=np.int64)
+    np.cumsum(np.concatenate(row_counts) if row_counts else [], out=indptr[1:])
+    del row_counts
+    indices = np.empty(int(indptr[-1]), dtype=tdt)
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    pos, row = 0, 0
+    for block in blocks():
+        b = base.canonical_csr(block)
+        if row + b.shape[0] > n_docs:
+            break
+        pos = ak.append_positive(b.indptr, b.indices, b.data, pos, indices, data)
+        row += b.shape[0]
+        if pos != indptr[row]:
+            break
+    if row != n_docs or pos != indptr[-1]:
+        raise ValueError("build_streaming: blocks() gave different blocks on its two calls")
+    return indptr, indices, data
 
 
 class ApproxIndex:
@@ -247,9 +276,17 @@ class ApproxIndex:
     # ------------------------------------------------------------------------------ build
 
     @classmethod
-    def build(
+    def build(cls, docs: sp.csr_matrix, **knobs: Any) -> ApproxIndex:
+        """Build from a doc matrix (rows = docs, columns = term ids); drops weights <= 0.
+        Knobs as :meth:`build_streaming`."""
+        docs = base.canonical_csr(docs)
+        return cls.build_streaming(lambda: iter([docs]), int(docs.shape[1]), **knobs)
+
+    @classmethod
+    def build_streaming(
         cls,
-        docs: sp.csr_matrix,
+        blocks: Callable[[], Iterable[sp.csr_matrix]],
+        n_terms: int,
         *,
         n_postings: int | None = None,
         pruning: str = DEFAULTS["pruning"],
@@ -264,7 +301,13 @@ class ApproxIndex:
         threads: int = 0,
         **_: Any,
     ) -> ApproxIndex:
-        """Build from a doc matrix (rows = docs, columns = term ids); drops weights <= 0.
+        """Build from consecutive row blocks (docs), read twice: the corpus is held once, as
+        the index's forward rows, never as a second CSR copy; ``blocks()`` must give the
+        same blocks on both calls. Drops weights <= 0.
+
+        Besides the index, the build holds, for the clustering, each doc's ``doc_cut``
+        heaviest terms (8 bytes each) and the term-major postings that may be kept (those
+        of weight >= the global-pruning cut; all of them with ``pruning: fixed``).
 
         ``n_postings``: null = :func:`default_n_postings`, 0 = keep every posting.
         ``threads``: numba threads for the build (0 = all); the layout does not depend on it.
@@ -282,55 +325,33 @@ class ApproxIndex:
             "sorted_terms": int(sorted_terms),
         }
         _check_knobs(cfg)
-        docs = docs if sp.issparse(docs) and docs.format == "csr" else sp.csr_matrix(docs)
-        n_docs, n_terms = (int(x) for x in docs.shape)
-        if n_docs >= 2**31:
-            raise ConfigError(f"index=numba_approx: {n_docs} docs exceed the int32 doc limit")
-        # forward index: canonical float32 CSR of the positive weights
-        fwd = sp.csr_matrix(
-            (docs.data.astype(np.float32, copy=False), docs.indices, docs.indptr),
-            shape=docs.shape,
-        )
-        if not fwd.has_canonical_format:
-            fwd = fwd.copy()
-            fwd.sum_duplicates()
-        if fwd.nnz and fwd.data.min() <= 0:
-            fwd = fwd.copy()
-            fwd.data[fwd.data <= 0] = 0
-            fwd.eliminate_zeros()
         tdt = _term_dtype(n_terms)
-        fwd_indptr = fwd.indptr.astype(np.int64)
-        fwd_indices = fwd.indices.astype(tdt)
-        fwd_data = np.ascontiguousarray(fwd.data, dtype=np.float32)
+        fwd_indptr, fwd_indices, fwd_data = _forward_rows(blocks, n_terms, tdt)
+        n_docs = fwd_indptr.shape[0] - 1
 
         nt = base.resolve_threads(threads)
         with base.numba_threads(nt):
-            # term-major postings, doc ids ascending within a term
             counts = np.zeros(n_terms + 1, dtype=np.int64)
-            kernels.count_postings(fwd_indptr, fwd_indices, fwd_data, 0, n_docs, counts)
-            offsets = np.cumsum(counts, dtype=np.int64)
-            doc_ids = np.empty(int(offsets[-1]), dtype=np.uint32)
-            weights = np.empty(int(offsets[-1]), dtype=np.float32)
-            kernels.scatter_postings(
-                fwd_indptr,
-                fwd_indices,
-                fwd_data,
-                0,
-                n_docs,
-                0,
-                offsets[:-1].copy(),
-                doc_ids,
-                weights,
-                1.0,
-                0.0,
-            )
-            df = np.diff(offsets)
+            ak.count_at_least(fwd_indptr, fwd_indices, fwd_data, np.float32(0.0), counts)
+            df = counts[1:]
             p = cfg["n_postings"]
             limit = default_n_postings(n_docs) if p is None else (p if p > 0 else max(1, n_docs))
+            cut = np.float32(0.0)  # postings of weight >= cut may be kept: the candidates
             if cfg["pruning"] == "global" and p != 0:
-                kept = global_threshold_counts(offsets, weights, limit, cfg["max_fraction"])
+                cut = global_threshold(fwd_data, int((df > 0).sum()), limit)
+                counts[:] = 0
+                ak.count_at_least(fwd_indptr, fwd_indices, fwd_data, cut, counts)
+                kept = np.minimum(counts[1:], max(1, int(cfg["max_fraction"] * limit)))
             else:
                 kept = np.minimum(df, limit)
+            offsets = np.cumsum(counts, dtype=np.int64)
+            del df, counts
+            # candidates: term-major, doc ids ascending within a term
+            doc_ids = np.empty(int(offsets[-1]), dtype=np.uint32)
+            weights = np.empty(int(offsets[-1]), dtype=np.float32)
+            ak.scatter_at_least(
+                fwd_indptr, fwd_indices, fwd_data, cut, offsets[:-1].copy(), doc_ids, weights
+            )
             kept_offsets = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
             cap = np.where(
                 kept > 0, np.minimum(kept, np.ceil(cfg["centroid_fraction"] * kept)), 0
@@ -338,17 +359,12 @@ class ApproxIndex:
             cap = np.maximum(cap, (kept > 0).astype(np.int64))
             cap_offsets = np.concatenate([[0], np.cumsum(cap)]).astype(np.int64)
 
+            # docs join a centroid by their heaviest doc_cut terms (all cluster_terms if 0)
             m = cfg["cluster_terms"]
-            sk_terms = np.full((n_docs, m), -1, dtype=np.int32)
-            sk_w = np.zeros((n_docs, m), dtype=np.float32)
-            ak.doc_sketches(fwd_indptr, fwd_indices, fwd_data, m, sk_terms, sk_w)
-            dc = int(cfg["doc_cut"])
-            if 0 < dc < m:  # docs join a centroid by their heaviest dc terms
-                doc_terms = np.full((n_docs, dc), -1, dtype=np.int32)
-                doc_w = np.zeros((n_docs, dc), dtype=np.float32)
-                ak.doc_sketches(fwd_indptr, fwd_indices, fwd_data, dc, doc_terms, doc_w)
-            else:
-                doc_terms, doc_w = sk_terms, sk_w
+            dc = int(cfg["doc_cut"]) if 0 < cfg["doc_cut"] < m else m
+            doc_terms = np.full((n_docs, dc), -1, dtype=np.int32)
+            doc_w = np.zeros((n_docs, dc), dtype=np.float32)
+            ak.doc_sketches(fwd_indptr, fwd_indices, fwd_data, dc, doc_terms, doc_w)
 
             blk_docs = np.empty(int(kept_offsets[-1]), dtype=np.uint32)
             blk_count = np.zeros(n_terms, dtype=np.int64)
@@ -357,10 +373,10 @@ class ApproxIndex:
                 offsets,
                 doc_ids,
                 weights,
-                int(limit),
-                cfg["centroid_fraction"],
-                sk_terms,
-                sk_w,
+                fwd_indptr,
+                fwd_indices,
+                fwd_data,
+                m,
                 doc_terms,
                 doc_w,
                 nt,
@@ -370,7 +386,7 @@ class ApproxIndex:
                 blk_count,
                 blk_sizes,
             )
-            del sk_terms, sk_w, doc_terms, doc_w, doc_ids, weights
+            del doc_terms, doc_w, doc_ids, weights
             # compact: block b of term t is blk_sizes[cap_offsets[t] + b]
             valid = np.arange(int(cap_offsets[-1])) - np.repeat(cap_offsets[:-1], cap) < np.repeat(
                 blk_count, cap

@@ -44,35 +44,109 @@ from irbench.index.kernels import _heap_offer, _sift_down, _worse
 # --------------------------------------------------------------------------------- build
 
 
+@njit(cache=True, nogil=True)
+def positive_row_counts(indptr, data, out):  # pragma: no cover
+    """``out[r]`` = entries of row ``r`` with weight > 0 (as float32)."""
+    for r in range(indptr.shape[0] - 1):
+        n = 0
+        for j in range(indptr[r], indptr[r + 1]):
+            n += np.float32(data[j]) > np.float32(0.0)
+        out[r] = n
+
+
+@njit(cache=True, nogil=True)
+def append_positive(indptr, indices, data, start, out_indices, out_data):  # pragma: no cover
+    """Copy the entries of weight > 0 (as float32), row after row, to ``out_*[start:]``;
+    returns the next free position."""
+    p = start
+    for r in range(indptr.shape[0] - 1):
+        for j in range(indptr[r], indptr[r + 1]):
+            w = np.float32(data[j])
+            if w > np.float32(0.0):
+                out_indices[p] = indices[j]
+                out_data[p] = w
+                p += 1
+    return p
+
+
+@njit(cache=True, nogil=True)
+def kth_smallest_positive(data, k):  # pragma: no cover
+    """The ``k``-th smallest (0-based) of ``data`` (float32, all > 0), in two passes of
+    16-bit radix counting on the bit patterns (monotonic in the value for positive floats):
+    no copy, unlike ``np.partition``."""
+    bits = data.view(np.uint32)
+    hist = np.zeros(65536, dtype=np.int64)
+    for i in range(bits.shape[0]):
+        hist[bits[i] >> 16] += 1
+    hi = 0
+    while hist[hi] <= k:
+        k -= hist[hi]
+        hi += 1
+    hist[:] = 0
+    for i in range(bits.shape[0]):
+        if bits[i] >> 16 == hi:
+            hist[bits[i] & 0xFFFF] += 1
+    lo = 0
+    while hist[lo] <= k:
+        k -= hist[lo]
+        lo += 1
+    out = np.empty(1, dtype=np.uint32)
+    out[0] = (np.uint32(hi) << np.uint32(16)) | np.uint32(lo)
+    return out.view(np.float32)[0]
+
+
+@njit(cache=True, nogil=True)
+def count_at_least(indptr, indices, data, tau, counts):  # pragma: no cover
+    """``counts[t + 1]`` = entries of term t with weight >= ``tau`` (doc-major input)."""
+    for r in range(indptr.shape[0] - 1):
+        for j in range(indptr[r], indptr[r + 1]):
+            if data[j] >= tau:
+                counts[np.int64(indices[j]) + 1] += 1
+
+
+@njit(cache=True, nogil=True)
+def scatter_at_least(indptr, indices, data, tau, pos, doc_ids, weights):  # pragma: no cover
+    """Term-major copy of the entries of weight >= ``tau``, doc ids ascending within a term;
+    ``pos[t]`` = term t's next free slot."""
+    for r in range(indptr.shape[0] - 1):
+        for j in range(indptr[r], indptr[r + 1]):
+            w = data[j]
+            if w >= tau:
+                t = np.int64(indices[j])
+                p = pos[t]
+                doc_ids[p] = r
+                weights[p] = w
+                pos[t] = p + 1
+
+
+@njit(inline="always", nogil=True)
+def _row_top(indptr, indices, data, d, m, out_terms, out_w):  # pragma: no cover
+    """Doc ``d``'s ``m`` highest-weight terms (ties: lower term id), ascending term id, into
+    ``out_terms`` / ``out_w``; ``out_terms`` padded with -1."""
+    b = indptr[d]
+    e = indptr[d + 1]
+    n = e - b
+    if n <= m:
+        for i in range(n):
+            out_terms[i] = indices[b + i]
+            out_w[i] = data[b + i]
+    else:
+        order = np.argsort(-data[b:e], kind="mergesort")[:m]
+        order.sort()
+        for i in range(m):
+            out_terms[i] = indices[b + order[i]]
+            out_w[i] = data[b + order[i]]
+        n = m
+    for i in range(n, out_terms.shape[0]):
+        out_terms[i] = -1
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def doc_sketches(indptr, indices, data, m, out_terms, out_w):  # pragma: no cover
     """Each doc's ``m`` highest-weight terms (ties: lower term id), ascending term id;
     ``out_terms`` padded with -1."""
-    n_docs = indptr.shape[0] - 1
-    for d in prange(n_docs):
-        b = indptr[d]
-        e = indptr[d + 1]
-        n = e - b
-        if n <= m:
-            for i in range(n):
-                out_terms[d, i] = indices[b + i]
-                out_w[d, i] = data[b + i]
-            continue
-        order = np.argsort(-data[b:e], kind="mergesort")[:m]
-        order.sort()
-        for i in range(m):
-            out_terms[d, i] = indices[b + order[i]]
-            out_w[d, i] = data[b + order[i]]
-
-
-@njit(cache=True, nogil=True, parallel=True)
-def count_at_least(offsets, weights, tau, out):  # pragma: no cover
-    """``out[t]`` = entries of term t (``weights[offsets[t]:offsets[t + 1]]``) >= ``tau``."""
-    for t in prange(offsets.shape[0] - 1):
-        n = 0
-        for i in range(offsets[t], offsets[t + 1]):
-            n += weights[i] >= tau
-        out[t] = n
+    for d in prange(indptr.shape[0] - 1):
+        _row_top(indptr, indices, data, d, m, out_terms[d], out_w[d])
 
 
 @njit(inline="always", nogil=True)
@@ -89,8 +163,11 @@ def _cluster_term(
     t,
     sel,
     c,
-    sk_terms,
-    sk_w,
+    fwd_indptr,
+    fwd_indices,
+    fwd_data,
+    c_terms,
+    c_w,
     doc_terms,
     doc_w,
     slot,
@@ -103,16 +180,22 @@ def _cluster_term(
     touched,
     assign,
 ):  # pragma: no cover
-    """Assign each doc of ``sel`` (ascending) to one of ``c`` centroids picked from it."""
+    """Assign each doc of ``sel`` (ascending) to one of ``c`` centroids picked from it.
+
+    A centroid is its doc's sketch: its ``c_terms.shape[1]`` heaviest terms, computed here
+    into ``c_terms`` / ``c_w`` (rows ``[0, c)``) from the forward index.
+    """
     n = sel.shape[0]
-    m = sk_terms.shape[1]
+    m = c_terms.shape[1]
     stride = n // c
+    for j in range(c):
+        d = sel[(j * n) // c + _mix(np.int64(t) * 7919 + j) % stride]
+        _row_top(fwd_indptr, fwd_indices, fwd_data, d, m, c_terms[j], c_w[j])
     # centroid sketches -> a small inverted index keyed by slot (first-seen term order)
     n_slots = 0
     for j in range(c):
-        d = sel[(j * n) // c + _mix(np.int64(t) * 7919 + j) % stride]
         for s in range(m):
-            term = sk_terms[d, s]
+            term = c_terms[j, s]
             if term < 0:
                 break
             if term == t:
@@ -127,16 +210,15 @@ def _cluster_term(
         cptr[i + 1] += cptr[i]
     fill = cptr[:n_slots].copy()
     for j in range(c):
-        d = sel[(j * n) // c + _mix(np.int64(t) * 7919 + j) % stride]
         for s in range(m):
-            term = sk_terms[d, s]
+            term = c_terms[j, s]
             if term < 0:
                 break
             if term == t:
                 continue
             p = fill[slot[term]]
             cent[p] = j
-            cw[p] = sk_w[d, s]
+            cw[p] = c_w[j, s]
             fill[slot[term]] = p + 1
     # each doc joins its most similar centroid (ties: lower centroid), by its own heaviest
     # ``doc_terms.shape[1]`` terms
@@ -181,10 +263,10 @@ def build_blocks(
     offsets,
     doc_ids,
     weights,
-    n_postings,
-    centroid_fraction,
-    sk_terms,
-    sk_w,
+    fwd_indptr,
+    fwd_indices,
+    fwd_data,
+    m,
     doc_terms,
     doc_w,
     n_workers,
@@ -194,7 +276,8 @@ def build_blocks(
     blk_count,
     blk_sizes,
 ):  # pragma: no cover
-    """Prune and cluster every term's postings.
+    """Prune and cluster every term's postings (``offsets``/``doc_ids``/``weights``: the
+    candidates, at least the kept ones, term-major); centroids are ``m``-term sketches.
 
     Term ``t`` writes its kept docs, block after block, to
     ``out_docs[kept_offsets[t]:kept_offsets[t + 1]]``, its number of blocks to
@@ -202,12 +285,13 @@ def build_blocks(
     the prefix sum of each term's centroid count, an upper bound on its block count).
     """
     n_terms = offsets.shape[0] - 1
-    m = sk_terms.shape[1]
     max_c = 1
     for t in range(n_terms):
         max_c = max(max_c, cap_offsets[t + 1] - cap_offsets[t])
     for w in prange(n_workers):
         slot = np.full(n_terms, -1, dtype=np.int32)
+        c_terms = np.empty((max_c, m), dtype=np.int32)
+        c_w = np.empty((max_c, m), dtype=np.float32)
         slot_terms = np.empty(max_c * m, dtype=np.int64)
         cptr = np.zeros(max_c * m + 1, dtype=np.int64)
         cent = np.empty(max_c * m, dtype=np.int64)
@@ -244,8 +328,11 @@ def build_blocks(
                 t,
                 sel,
                 c,
-                sk_terms,
-                sk_w,
+                fwd_indptr,
+                fwd_indices,
+                fwd_data,
+                c_terms,
+                c_w,
                 doc_terms,
                 doc_w,
                 slot,

@@ -35,6 +35,24 @@ def resolve_threads(threads: int) -> int:
     return min(int(threads), max_threads) if threads and threads > 0 else max_threads
 
 
+def is_csr(m: Any) -> bool:
+    """csr_matrix or csr_array (``sp.isspmatrix_csr`` is False for the latter)."""
+    import scipy.sparse as sp
+
+    return sp.issparse(m) and m.format == "csr"
+
+
+def canonical_csr(docs: Any) -> Any:
+    """``docs`` as CSR with sorted, summed duplicates (copied only when needed)."""
+    import scipy.sparse as sp
+
+    docs = docs if is_csr(docs) else sp.csr_matrix(docs)
+    if not docs.has_canonical_format:
+        docs = docs.copy()
+        docs.sum_duplicates()
+    return docs
+
+
 @contextmanager
 def numba_threads(n: int | None) -> Iterator[None]:
     """Run Numba's parallel kernels on ``n`` threads inside the block and restore the previous

@@ -44,11 +44,6 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return v
 
 
-def _is_csr(m: Any) -> bool:
-    """csr_matrix or csr_array (``sp.isspmatrix_csr`` is False for the latter)."""
-    return sp.issparse(m) and m.format == "csr"
-
-
 def _touched_cap(n_docs: int) -> int:
     """Size of the per-worker touched-doc list; queries with more postings scan all docs.
 
@@ -57,15 +52,6 @@ def _touched_cap(n_docs: int) -> int:
     random access gets dearer, hence the slightly lower 1/6.
     """
     return max(min(n_docs, 4096), n_docs // 6)
-
-
-def _canonical(docs: Any) -> sp.csr_matrix:
-    """``docs`` as CSR with sorted, summed duplicates (copied only when needed)."""
-    docs = docs if _is_csr(docs) else sp.csr_matrix(docs)
-    if not docs.has_canonical_format:
-        docs = docs.copy()
-        docs.sum_duplicates()
-    return docs
 
 
 class NumbaIndex:
@@ -156,7 +142,7 @@ class NumbaIndex:
             raise ConfigError(
                 f"index.quantize={quantize!r}: expected one of null, 'uint8', 'uint16'"
             )
-        docs = _canonical(docs)
+        docs = base.canonical_csr(docs)
         return cls.build_streaming(
             lambda: iter([docs]), int(docs.shape[1]), quantize=quantize, progress=progress
         )
@@ -184,7 +170,7 @@ class NumbaIndex:
         n_docs = 0
         max_w = 0.0
         for block in blocks():
-            b = _canonical(block)
+            b = base.canonical_csr(block)
             if b.shape[1] > n_terms:
                 raise ValueError(f"build_streaming: a block has {b.shape[1]} > {n_terms} columns")
             rows = int(b.shape[0])
@@ -212,7 +198,7 @@ class NumbaIndex:
         pos = offsets[:-1].copy()
         doc0 = 0
         for block in blocks():
-            b = _canonical(block)
+            b = base.canonical_csr(block)
             rows = int(b.shape[0])
             indptr = b.indptr.astype(np.int64, copy=False)
             for r0 in range(0, rows, _BUILD_BLOCK):
@@ -321,7 +307,7 @@ class NumbaIndex:
         k = int(k)
         if k < 0:
             raise ConfigError(f"k={k}: must be >= 0")
-        q = queries if _is_csr(queries) else sp.csr_matrix(queries)
+        q = queries if base.is_csr(queries) else sp.csr_matrix(queries)
         if not q.has_canonical_format:
             q = q.copy()
             q.sum_duplicates()
