@@ -362,8 +362,8 @@ class ApproxIndex:
             # docs join a centroid by their heaviest doc_cut terms (all cluster_terms if 0)
             m = cfg["cluster_terms"]
             dc = int(cfg["doc_cut"]) if 0 < cfg["doc_cut"] < m else m
-            doc_terms = np.full((n_docs, dc), -1, dtype=np.int32)
-            doc_w = np.zeros((n_docs, dc), dtype=np.float32)
+            doc_terms = np.empty((n_docs, dc), dtype=np.int32)  # rows padded with -1
+            doc_w = np.empty((n_docs, dc), dtype=np.float32)
             ak.doc_sketches(fwd_indptr, fwd_indices, fwd_data, dc, doc_terms, doc_w)
 
             blk_docs = np.empty(int(kept_offsets[-1]), dtype=np.uint32)
