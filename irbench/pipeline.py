@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from irbench.errors import CacheError, ConfigError, DataError, IrbenchError
+from irbench.types import RowBlocks
 
 INDEX_FORMAT = 3  # 2: entries carry doc_df.npy; 3: checksummed completion marker
 ENCODED_FORMAT = 2  # 2: checksummed chunks
@@ -104,9 +105,12 @@ class ShardsPending(IrbenchError):
     exit_code = 0
 
 
-def _encode_corpus(cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str]):
+def _encode_corpus(
+    cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str], stream: bool = False
+):
     """Doc vectors and ids: chunked, resumable and shardable for neural encoders; in one pass
-    for corpus-statistics encoders such as BM25."""
+    for corpus-statistics encoders such as BM25. With ``stream``, sparse chunks come as
+    :class:`~irbench.types.RowBlocks` read from the cache, not merged in memory."""
     from irbench.progress import track
     from irbench.runs import shards
 
@@ -131,7 +135,8 @@ def _encode_corpus(cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, 
             f"shard {chunk_plan.shard}/{chunk_plan.num_shards} done; {info['missing']} of "
             f"{info['chunks']} chunks still missing in {entry}; the last shard to finish builds the index"
         )
-    vectors, docnos = shards.merge_chunks(entry, chunk_plan.n_chunks)
+    read = shards.stream_chunks if stream else shards.merge_chunks
+    vectors, docnos = read(entry, chunk_plan.n_chunks)
     return vectors, docnos, {"encoded_cache": str(entry), **info}
 
 
@@ -178,7 +183,7 @@ def build_index(
 
     def build(tmp: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
-        docs, docnos, encode_info = _encode_corpus(cfg, dataset, encoder, fingerprint)
+        docs, docnos, encode_info = _encode_corpus(cfg, dataset, encoder, fingerprint, stream=True)
         encode_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         index = instantiate(cfg.index)(docs)
@@ -187,16 +192,10 @@ def build_index(
         encoder.save(tmp / "encoder")
         (tmp / "docnos.txt").write_text("".join(d + "\n" for d in docnos), encoding="utf-8")
         info: dict[str, Any] = {"n_docs": len(docnos)}
-        if sp.issparse(docs):
-            nnz_per_doc = np.diff(docs.indptr)
-            doc_df = np.bincount(docs.indices, minlength=docs.shape[1]).astype(np.int64)
+        if isinstance(docs, RowBlocks) or sp.issparse(docs):
+            stats, doc_df = _sparse_stats(docs)
             np.save(tmp / "doc_df.npy", doc_df)
-            info.update(
-                vocab_size=int(docs.shape[1]),
-                nnz=int(docs.nnz),
-                avg_doc_nnz=round(float(nnz_per_doc.mean()), 3) if len(docnos) else 0.0,
-                empty_docs=int((nnz_per_doc == 0).sum()),
-            )
+            info.update(stats)
         else:
             info.update(dim=int(docs.shape[1]))
         info.update(encode_info)  # chunk counts; its own encode_s counts only new chunks
@@ -223,6 +222,27 @@ def build_index(
         }
     )
     return IndexHandle(entry, index, encoder, docnos, reused, info)
+
+
+def _sparse_stats(docs: Any) -> tuple[dict[str, Any], Any]:
+    """Corpus statistics of sparse doc vectors (a matrix or RowBlocks, one pass) and each
+    term's document frequency."""
+    import numpy as np
+
+    blocks, n_terms = (
+        (docs.blocks(), docs.n_terms) if isinstance(docs, RowBlocks) else ([docs], docs.shape[1])
+    )
+    doc_df = np.zeros(int(n_terms), dtype=np.int64)
+    n_docs = nnz = empty = 0
+    for block in blocks:
+        per_doc = np.diff(block.indptr)
+        n_docs += len(per_doc)
+        nnz += int(block.nnz)
+        empty += int((per_doc == 0).sum())
+        doc_df += np.bincount(block.indices, minlength=len(doc_df))
+    stats = {"vocab_size": int(n_terms), "nnz": nnz,
+             "avg_doc_nnz": round(nnz / n_docs, 3) if n_docs else 0.0, "empty_docs": empty}  # fmt: skip
+    return stats, doc_df
 
 
 def check_vocabulary(encoder: Any, index: Any) -> None:

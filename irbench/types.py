@@ -6,12 +6,14 @@ Records reuse ir_datasets / ir_measures field names (``doc_id``, ``query_id``,
 * a :class:`Dataset` streams docs, queries and qrels and has a content fingerprint;
 * a :class:`SparseEncoder` turns docs into batches of sparse vectors
   (``scipy.sparse.csr_matrix``, float32, columns = vocabulary ids) and queries into one;
-* an :class:`Index` builds from sparse doc vectors, saves, loads and searches batches of queries.
+* an :class:`Index` builds from sparse doc vectors, saves, loads and searches batches of queries;
+  sparse indexes also build from :class:`RowBlocks`, a corpus read block by block.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -91,6 +93,17 @@ class SparseEncoder(Protocol):
     def config_key(self) -> dict[str, Any]:
         """Everything that changes the doc vectors (for cache keys and manifests)."""
         ...
+
+
+@dataclass(frozen=True)
+class RowBlocks:
+    """A sparse doc matrix given as consecutive row blocks, never held whole: each call of
+    ``blocks()`` yields them again from the first (CSR, float32, ``n_terms`` columns at most).
+    Sparse indexes build from it in two passes holding one block at a time (see
+    ``NumbaIndex.build_streaming``)."""
+
+    blocks: Callable[[], Iterable[sp.csr_matrix]]
+    n_terms: int
 
 
 @runtime_checkable

@@ -202,3 +202,41 @@ def test_index_key_depends_on_the_chunk_size_of_neural_encoders(beir_dir, tiny_b
     neural = ("encoder=splade", f"encoder.backbone={tiny_bert}", "encoder.device=cpu")
     assert key(*neural, "encode.chunk_size=10") != key(*neural, "encode.chunk_size=20")
     assert key("encode.chunk_size=10") == key("encode.chunk_size=20")  # BM25 is not chunked
+
+
+@pytest.mark.parametrize("index", ["numba", "numba_approx"])
+def test_sparse_index_builds_from_the_chunks_without_merging_them(
+    beir_dir, tiny_bert, tmp_path, monkeypatch, index
+):
+    """`irbench index` streams the encoded chunks into the index (never the whole corpus in
+    memory); the index and the corpus statistics equal those of the merged matrix."""
+    from irbench.index import index_class
+    from irbench.pipeline import build_index
+
+    cfg = compose(
+        [*overrides(beir_dir, tiny_bert, tmp_path / "c", tmp_path / "r"), f"index={index}"]
+    )
+
+    def no_merge(*_, **__):
+        raise AssertionError("the pipeline merged the chunks")
+
+    monkeypatch.setattr(shards, "merge_chunks", no_merge)
+    handle = build_index(cfg)
+    monkeypatch.undo()
+    info = handle.info
+    assert info["chunks"] == 12
+    merged, docnos = shards.merge_chunks(Path(info["encoded_cache"]), info["chunks"])
+    assert handle.docnos == docnos
+    assert info["nnz"] == merged.nnz and info["vocab_size"] == merged.shape[1]
+    assert info["empty_docs"] == int((np.diff(merged.indptr) == 0).sum())
+    df = np.bincount(merged.indices, minlength=merged.shape[1])
+    assert np.array_equal(np.load(handle.path / "doc_df.npy"), df)
+
+    knobs = {k: v for k, v in cfg.index.items() if k not in ("_target_", "_partial_", "name")}
+    index_class(index).build(merged, **knobs).save(tmp_path / "ref")
+    built = sorted(p.name for p in (handle.path / "index").iterdir())
+    assert built == sorted(p.name for p in (tmp_path / "ref").iterdir())
+    for name in built:
+        assert (handle.path / "index" / name).read_bytes() == (
+            tmp_path / "ref" / name
+        ).read_bytes(), name

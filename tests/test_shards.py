@@ -7,9 +7,10 @@ import pytest
 import scipy.sparse as sp
 from omegaconf import OmegaConf
 
-from irbench.errors import ConfigError, DataError
+from irbench.errors import CacheError, ConfigError, DataError
 from irbench.runs import shards
-from irbench.types import Doc
+from irbench.runs.cache import seal
+from irbench.types import Doc, RowBlocks
 
 
 class ToyEncoder:
@@ -101,3 +102,39 @@ def test_dense_vectors_round_trip(tmp_path):
     dense = np.arange(12, dtype=np.float32).reshape(3, 4)
     shards.save_vectors(tmp_path, dense)
     assert np.array_equal(shards.load_vectors(tmp_path), dense)
+
+
+def test_stream_chunks_reads_the_corpus_block_by_block_on_every_pass(tmp_path):
+    plan = shards.plan(cfg(chunk_size=4), 10)
+    shards.encode_chunks(tmp_path, ToyEncoder(), docs(10), plan)
+    source, ids = shards.stream_chunks(tmp_path, plan.n_chunks)
+    assert isinstance(source, RowBlocks) and source.n_terms == 50
+    assert ids == [f"d{i}" for i in range(10)]
+    for _ in range(2):  # each call starts again from the first chunk
+        blocks = list(source.blocks())
+        assert [b.shape[0] for b in blocks] == [4, 4, 2]
+        assert (sp.vstack(blocks, format="csr") != reference(10)).nnz == 0
+
+
+def test_stream_chunks_rejects_chunks_of_different_widths(tmp_path):
+    plan = shards.plan(cfg(chunk_size=4), 10)
+    shards.encode_chunks(tmp_path, ToyEncoder(), docs(10), plan)
+    folder = shards.chunk_dir(tmp_path, 1)
+    wide = sp.csr_matrix(np.ones((4, 60), dtype=np.float32))
+    shards.save_vectors(folder, wide)  # then re-seal, as if written by another encoder
+    (folder / "COMPLETE").unlink()
+    seal(folder, {"docs": 4})
+    with pytest.raises(CacheError, match=r"2 different vocabulary sizes \[50, 60\]"):
+        shards.stream_chunks(tmp_path, plan.n_chunks)
+
+
+def test_stream_chunks_merges_dense_chunks(tmp_path):
+    for c, rows in enumerate((2, 1)):
+        folder = shards.chunk_dir(tmp_path, c)
+        folder.mkdir()
+        shards.save_vectors(folder, np.full((rows, 3), c, dtype=np.float32))
+        (folder / "docnos.txt").write_text("".join(f"c{c}r{r}\n" for r in range(rows)))
+        seal(folder, {"docs": rows})
+    vectors, ids = shards.stream_chunks(tmp_path, 2)
+    assert isinstance(vectors, np.ndarray) and vectors.tolist() == [[0] * 3, [0] * 3, [1] * 3]
+    assert ids == ["c0r0", "c0r1", "c1r0"]

@@ -52,6 +52,7 @@ from irbench.errors import CacheError, ConfigError
 from irbench.index import approx_kernels as ak
 from irbench.index import base
 from irbench.index.base import atomic_folder, read_header, write_header
+from irbench.types import RowBlocks
 
 FORMAT = 3  # 2: summaries stored component-major per posting list; 3: packed forward rows
 SLACK = 1.0 + 1e-4  # relative slack on summary bounds (float32 rounding)
@@ -276,9 +277,12 @@ class ApproxIndex:
     # ------------------------------------------------------------------------------ build
 
     @classmethod
-    def build(cls, docs: sp.csr_matrix, **knobs: Any) -> ApproxIndex:
-        """Build from a doc matrix (rows = docs, columns = term ids); drops weights <= 0.
+    def build(cls, docs: sp.csr_matrix | RowBlocks, **knobs: Any) -> ApproxIndex:
+        """Build from a doc matrix (rows = docs, columns = term ids), or from
+        :class:`~irbench.types.RowBlocks` by :meth:`build_streaming`; drops weights <= 0.
         Knobs as :meth:`build_streaming`."""
+        if isinstance(docs, RowBlocks):
+            return cls.build_streaming(docs.blocks, docs.n_terms, **knobs)
         docs = base.canonical_csr(docs)
         return cls.build_streaming(lambda: iter([docs]), int(docs.shape[1]), **knobs)
 

@@ -26,6 +26,7 @@ import scipy.sparse as sp
 from irbench.errors import CacheError, ConfigError
 from irbench.index import base, kernels
 from irbench.index.base import atomic_folder, read_header, write_header
+from irbench.types import RowBlocks
 
 FORMAT = 1
 _QUANT_DTYPES = {None: np.float32, "uint8": np.uint8, "uint16": np.uint16}
@@ -127,13 +128,14 @@ class NumbaIndex:
     @classmethod
     def build(
         cls,
-        docs: sp.csr_matrix,
+        docs: sp.csr_matrix | RowBlocks,
         *,
         quantize: str | None = None,
         progress: Any = None,
         **_: Any,
     ) -> NumbaIndex:
-        """Build from a doc matrix (rows = docs, columns = term ids); drops weights <= 0.
+        """Build from a doc matrix (rows = docs, columns = term ids), or from
+        :class:`~irbench.types.RowBlocks` by :meth:`build_streaming`; drops weights <= 0.
 
         Weights are cast to float32 before the ``> 0`` test. ``progress(n_done, n_total)``
         is called after each block of rows, if given.
@@ -141,6 +143,10 @@ class NumbaIndex:
         if quantize not in _QUANT_DTYPES:
             raise ConfigError(
                 f"index.quantize={quantize!r}: expected one of null, 'uint8', 'uint16'"
+            )
+        if isinstance(docs, RowBlocks):
+            return cls.build_streaming(
+                docs.blocks, docs.n_terms, quantize=quantize, progress=progress
             )
         docs = base.canonical_csr(docs)
         return cls.build_streaming(

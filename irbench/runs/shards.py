@@ -19,6 +19,7 @@ import numpy as np
 
 from irbench.errors import CacheError, ConfigError, DataError
 from irbench.runs.cache import is_complete, seal, verify
+from irbench.types import RowBlocks
 
 META = "meta.json"
 
@@ -141,9 +142,10 @@ def encode_chunks(
             "encode_s": round(encode_s, 3)}  # fmt: skip
 
 
-def merge_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
-    """All chunks in corpus order, as one matrix and the doc ids; duplicate ids are an error."""
-    vectors, docnos = [], []
+def open_chunks(entry: Path, n_chunks: int) -> tuple[list[Path], list[str]]:
+    """The chunk folders in corpus order, each complete and passing its checksums, and all
+    doc ids; duplicate ids are an error."""
+    folders, docnos = [], []
     for chunk in range(n_chunks):
         folder = chunk_dir(entry, chunk)
         if not is_complete(folder):
@@ -151,10 +153,39 @@ def merge_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
         problems = verify(folder)
         if problems:
             raise CacheError(f"{problems[0]}; run again to re-encode that chunk")
-        vectors.append(load_vectors(folder))
+        folders.append(folder)
         docnos.extend((folder / "docnos.txt").read_text("utf-8").splitlines())
     check_unique(docnos)
-    return stack(vectors, None), docnos
+    return folders, docnos
+
+
+def merge_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
+    """All chunks in corpus order, as one matrix and the doc ids."""
+    folders, docnos = open_chunks(entry, n_chunks)
+    return stack([load_vectors(f) for f in folders], None), docnos
+
+
+def stream_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
+    """Like :func:`merge_chunks`, but sparse chunks come as :class:`~irbench.types.RowBlocks`
+    that load one chunk at a time on each pass, so a sparse index builds without the corpus
+    in memory; dense chunks are merged (FAISS holds every vector anyway)."""
+    folders, docnos = open_chunks(entry, n_chunks)
+    if not all((f / "vectors.npz").is_file() for f in folders):
+        return stack([load_vectors(f) for f in folders], None), docnos
+    widths = set()
+    for f in folders:
+        with np.load(f / "vectors.npz") as z:  # the header only, not the vectors
+            widths.add(int(z["shape"][1]))
+    if len(widths) > 1:
+        raise CacheError(
+            f"{entry}: chunks of {len(widths)} different vocabulary sizes {sorted(widths)}; "
+            "delete the folder to re-encode the corpus"
+        )
+
+    def blocks() -> Iterator[Any]:
+        return (load_vectors(f) for f in folders)
+
+    return RowBlocks(blocks, widths.pop() if widths else 0), docnos
 
 
 def check_unique(docnos: list[str]) -> None:
