@@ -10,7 +10,7 @@ import scipy.sparse as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from irbench.errors import CacheError, ConfigError
+from irbench.errors import CacheError, ConfigError, DataError
 from irbench.index import load_index
 from irbench.index.approx import (
     ApproxIndex,
@@ -18,7 +18,7 @@ from irbench.index.approx import (
     global_threshold,
     pack_layout,
 )
-from irbench.index.approx_kernels import kth_smallest_positive, pack_forward
+from irbench.index.approx_kernels import append_positive, kth_smallest_positive, pack_forward
 from irbench.index.numba import NumbaIndex
 from tests.test_index_numba import DOC_POOLS, assert_same, brute_force, random_csr
 
@@ -272,10 +272,27 @@ def test_streaming_build_rejects_blocks_that_change(topical):
         calls.append(1)
         return iter([docs[:50], docs[50:]] if len(calls) == 1 else [docs[:50], docs[49:]])
 
-    with pytest.raises(ValueError, match="different blocks"):
+    with pytest.raises(DataError, match="blocks changed"):
         ApproxIndex.build_streaming(blocks, docs.shape[1])
-    with pytest.raises(ValueError, match="columns"):
+    with pytest.raises(DataError, match="columns"):
         ApproxIndex.build_streaming(lambda: iter([docs]), docs.shape[1] - 1)
+    # the same rows, more entries on the second read: refused before anything is copied
+    denser = docs.copy()
+    denser.data[:] = 1.0
+    denser = (denser + sp.random(*docs.shape, density=0.05, format="csr", random_state=1)).tocsr()
+    reads = iter([[docs], [denser]])
+    with pytest.raises(DataError, match="blocks changed"):
+        ApproxIndex.build_streaming(lambda: iter(next(reads)), docs.shape[1])
+
+
+def test_append_positive_never_writes_past_its_stop():
+    block = sp.csr_matrix(np.array([[1.0, 0.0, 2.0], [0.0, -1.0, 3.0]], dtype=np.float32))
+    ind = np.full(5, 7, dtype=np.int32)
+    val = np.full(5, 7.0, dtype=np.float32)
+    assert append_positive(block.indptr, block.indices, block.data, 1, 4, ind, val) == 4
+    assert ind.tolist() == [7, 0, 2, 2, 7] and val.tolist() == [7, 1, 2, 3, 7]
+    assert append_positive(block.indptr, block.indices, block.data, 2, 4, ind, val) == -1
+    assert ind[4] == 7 and val[4] == 7.0  # nothing past the stop
 
 
 def test_doc_cut_steers_the_clustering(topical):
@@ -330,9 +347,7 @@ def test_global_pruning_spends_the_budget_on_the_highest_weights(topical):
     docs, _ = topical
     index = ApproxIndex.build(docs, n_postings=20, max_fraction=1.5)
     a = index.arrays
-    kept = np.diff(a["blk_ptr"])
-    per_term = np.add.reduceat(np.r_[kept, 0], a["term_blocks"][:-1])[: docs.shape[1]]
-    per_term[np.diff(a["term_blocks"]) == 0] = 0
+    per_term = kept_per_term(index, docs.shape[1])
     df = np.diff(sp.csc_matrix(docs).indptr)
     assert per_term.max() <= 30 and per_term.sum() <= 20 * (df > 0).sum()
     assert (per_term > 20).any()  # long lists get more than the average
@@ -352,15 +367,32 @@ def test_global_pruning_spends_the_budget_on_the_highest_weights(topical):
     assert min(kept_w) >= max(dropped_w)
 
 
-def kept_counts(offsets, weights, n_postings, max_fraction):
-    """Per-term kept postings under global_threshold's cut (weights in a shuffled order:
-    the cut must not depend on it), capped."""
-    df = np.diff(offsets)
-    shuffled = np.random.default_rng(0).permutation(weights)
-    tau = global_threshold(shuffled, int((df > 0).sum()), n_postings)
+def kept_per_term(index, n_terms):
+    """Postings each term keeps in a built index (the sizes of its blocks)."""
+    a = index.arrays
+    per_block = np.diff(a["blk_ptr"])
+    per_term = np.add.reduceat(np.r_[per_block, 0], a["term_blocks"][:-1])[:n_terms]
+    per_term[np.diff(a["term_blocks"]) == 0] = 0
+    return per_term
+
+
+def kept_counts(m, n_postings, max_fraction):
+    """Per-term kept postings of the index built from the term-major matrix ``m`` with global
+    pruning; the threshold alone also checked on the weights in a shuffled order (the cut
+    must not depend on it)."""
+    index = ApproxIndex.build(m.tocsr(), n_postings=n_postings, max_fraction=max_fraction)
+    got = kept_per_term(index, m.shape[1])
+    df = np.diff(m.indptr)
+    tau = global_threshold(
+        np.random.default_rng(0).permutation(m.data), int((df > 0).sum()), n_postings
+    )
     cap = max(1, int(max_fraction * n_postings))
-    return np.array([min(cap, int((weights[a:b] >= tau).sum()))
-                     for a, b in zip(offsets[:-1], offsets[1:], strict=True)])  # fmt: skip
+    from_tau = [
+        min(cap, int((m.data[a:b] >= tau).sum()))
+        for a, b in zip(m.indptr[:-1], m.indptr[1:], strict=True)
+    ]
+    np.testing.assert_array_equal(got, from_tau)
+    return got
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -390,7 +422,7 @@ def test_global_pruning_matches_seismic_rule(n_postings):
     top = np.sort(weights)[::-1][:budget]
     want = np.array([min(cap, int((weights[a:b] >= top[-1]).sum()))
                      for a, b in zip(offsets[:-1], offsets[1:], strict=True)])  # fmt: skip
-    got = kept_counts(offsets, weights, n_postings, 1.5)
+    got = kept_counts(m, n_postings, 1.5)
     np.testing.assert_array_equal(got, want)
     if df.sum() > budget:
         assert got.sum() <= budget
@@ -410,7 +442,7 @@ def test_global_pruning_with_tied_weights(n_postings):
     cut = min(fits) if fits else weights.max()
     want = np.array([min(int(1.5 * n_postings), int((weights[a:b] >= cut).sum()))
                      for a, b in zip(offsets[:-1], offsets[1:], strict=True)])  # fmt: skip
-    np.testing.assert_array_equal(kept_counts(offsets, weights, n_postings, 1.5), want)
+    np.testing.assert_array_equal(kept_counts(m, n_postings, 1.5), want)
 
 
 @pytest.mark.parametrize("n_terms", [1, 2, 1500, 30522, 2**16 + 1, 2**24])

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import irbench.index.numba as numba_index
-from irbench.errors import CacheError, ConfigError
+from irbench.errors import CacheError, ConfigError, DataError
 from irbench.index import load_index
 from irbench.index.base import (
     atomic_folder,
@@ -289,8 +289,33 @@ def test_streaming_build_over_blocks_equals_one_build(medium, quantize):
         np.testing.assert_array_equal(getattr(streamed, name), getattr(whole, name))
     assert_same(streamed.search(queries, 10), brute_force(docs, queries, 10, quantize))
     calls = iter([blocks, blocks[:-1]])
-    with pytest.raises(ValueError, match="different blocks"):
+    with pytest.raises(DataError, match="blocks changed"):
         NumbaIndex.build_streaming(lambda: iter(next(calls)), 400)
+    # the same rows with more postings on the second read: stopped at the first that
+    # would pass its list's end, before it is written
+    denser = [b.copy() for b in blocks]
+    denser[3] = (denser[3] + sp.random(*denser[3].shape, density=0.05, random_state=1)).tocsr()
+    calls = iter([blocks, denser])
+    with pytest.raises(DataError, match="blocks changed"):
+        NumbaIndex.build_streaming(lambda: iter(next(calls)), 400)
+    with pytest.raises(DataError, match="401 columns"):
+        NumbaIndex.build_streaming(lambda: iter([sp.csr_matrix((2, 401), dtype=np.float32)]), 400)
+
+
+def test_scatter_postings_never_writes_past_a_list_end():
+    from irbench.index.kernels import scatter_postings
+
+    rows = sp.csr_matrix(np.array([[1.0, 2.0], [3.0, 0.0]], dtype=np.float32))
+    doc_ids = np.full(4, 9, dtype=np.uint32)
+    weights = np.full(4, 9.0, dtype=np.float32)
+    args = (rows.indptr, rows.indices, rows.data, 0, 2, 0)
+    pos, end = np.array([0, 3]), np.array([2, 4])  # list 0 holds 2 postings, list 1 one
+    assert scatter_postings(*args, pos, end, doc_ids, weights, 1.0, 0.0)
+    assert doc_ids.tolist() == [0, 1, 9, 0] and weights.tolist() == [1, 3, 9, 2]
+    pos, end = np.array([0, 3]), np.array([1, 4])  # list 0 too short for doc 1
+    doc_ids[:] = 9
+    assert not scatter_postings(*args, pos, end, doc_ids, weights, 1.0, 0.0)
+    assert doc_ids.tolist() == [0, 9, 9, 0]
 
 
 def test_search_restores_thread_count(medium):

@@ -111,7 +111,7 @@ def global_threshold(data: np.ndarray, n_lists: int, n_postings: int) -> np.floa
     budget = n_postings * n_lists
     if data.shape[0] <= budget:
         return np.float32(0.0)
-    first_out = ak.kth_smallest_positive(data, data.shape[0] - budget - 1)
+    first_out = np.float32(ak.kth_smallest_positive(data, data.shape[0] - budget - 1))
     top = np.float32(data.max())
     return min(np.nextafter(first_out, np.float32(np.inf)), top)
 
@@ -174,10 +174,7 @@ def _forward_rows(
     entries of ``blocks()``, canonicalised (sorted terms, duplicates summed): one pass
     counts, a second fills."""
     row_counts = []
-    for block in blocks():
-        b = base.canonical_csr(block)
-        if b.shape[1] > n_terms:
-            raise ValueError(f"build_streaming: a block has {b.shape[1]} > {n_terms} columns")
+    for b in base.read_blocks(blocks, n_terms):
         out = np.empty(b.shape[0], dtype=np.int64)
         ak.positive_row_counts(b.indptr, b.data, out)
         row_counts.append(out)
@@ -189,17 +186,22 @@ def _forward_rows(
     del row_counts
     indices = np.empty(int(indptr[-1]), dtype=tdt)
     data = np.empty(int(indptr[-1]), dtype=np.float32)
-    pos, row = 0, 0
-    for block in blocks():
-        b = base.canonical_csr(block)
-        if row + b.shape[0] > n_docs:
-            break
-        pos = ak.append_positive(b.indptr, b.indices, b.data, pos, indices, data)
-        row += b.shape[0]
-        if pos != indptr[row]:
-            break
-    if row != n_docs or pos != indptr[-1]:
-        raise ValueError("build_streaming: blocks() gave different blocks on its two calls")
+    row = 0
+    for b in base.read_blocks(blocks, n_terms):
+        end = row + b.shape[0]
+        out = np.empty(b.shape[0], dtype=np.int64)
+        ak.positive_row_counts(b.indptr, b.data, out)
+        # each block fills exactly its rows' span of the first pass, never past it
+        if end > n_docs or not np.array_equal(out, np.diff(indptr[row : end + 1])):
+            raise base.blocks_changed()
+        if (
+            ak.append_positive(b.indptr, b.indices, b.data, indptr[row], indptr[end], indices, data)
+            < 0
+        ):
+            raise base.blocks_changed()
+        row = end
+    if row != n_docs:
+        raise base.blocks_changed()
     return indptr, indices, data
 
 
@@ -337,14 +339,15 @@ class ApproxIndex:
         with base.numba_threads(nt):
             counts = np.zeros(n_terms + 1, dtype=np.int64)
             ak.count_at_least(fwd_indptr, fwd_indices, fwd_data, np.float32(0.0), counts)
-            df = counts[1:]
+            df = counts[1:].copy()
             p = cfg["n_postings"]
             limit = default_n_postings(n_docs) if p is None else (p if p > 0 else max(1, n_docs))
             cut = np.float32(0.0)  # postings of weight >= cut may be kept: the candidates
             if cfg["pruning"] == "global" and p != 0:
                 cut = global_threshold(fwd_data, int((df > 0).sum()), limit)
-                counts[:] = 0
-                ak.count_at_least(fwd_indptr, fwd_indices, fwd_data, cut, counts)
+                if cut > 0:  # else every posting is a candidate: counts stand
+                    counts[:] = 0
+                    ak.count_at_least(fwd_indptr, fwd_indices, fwd_data, cut, counts)
                 kept = np.minimum(counts[1:], max(1, int(cfg["max_fraction"] * limit)))
             else:
                 kept = np.minimum(df, limit)

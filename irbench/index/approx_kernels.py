@@ -55,14 +55,17 @@ def positive_row_counts(indptr, data, out):  # pragma: no cover
 
 
 @njit(cache=True, nogil=True)
-def append_positive(indptr, indices, data, start, out_indices, out_data):  # pragma: no cover
-    """Copy the entries of weight > 0 (as float32), row after row, to ``out_*[start:]``;
-    returns the next free position."""
+def append_positive(indptr, indices, data, start, stop, out_indices, out_data):  # pragma: no cover
+    """Copy the entries of weight > 0 (as float32), row after row, to ``out_*[start:stop]``;
+    returns the next free position, or -1 (after writing nothing past ``stop``) if they do
+    not fit."""
     p = start
     for r in range(indptr.shape[0] - 1):
         for j in range(indptr[r], indptr[r + 1]):
             w = np.float32(data[j])
             if w > np.float32(0.0):
+                if p >= stop:
+                    return -1
                 out_indices[p] = indices[j]
                 out_data[p] = w
                 p += 1

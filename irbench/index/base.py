@@ -11,14 +11,14 @@ import importlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from irbench.errors import CacheError, ConfigError
+from irbench.errors import CacheError, ConfigError, DataError
 
 if TYPE_CHECKING:
     from irbench.types import Index
@@ -51,6 +51,27 @@ def canonical_csr(docs: Any) -> Any:
         docs = docs.copy()
         docs.sum_duplicates()
     return docs
+
+
+def read_blocks(blocks: Callable[[], Iterable[Any]], n_terms: int) -> Iterator[Any]:
+    """One pass of a streaming build over ``blocks()``: each block canonical CSR, checked
+    to have at most ``n_terms`` columns."""
+    for block in blocks():
+        b = canonical_csr(block)
+        if b.shape[1] > n_terms:
+            raise DataError(
+                f"a doc block has {b.shape[1]} columns but the index was given {n_terms} terms; "
+                "pass the vocabulary size as n_terms"
+            )
+        yield b
+
+
+def blocks_changed() -> DataError:
+    """The error of a streaming build whose second read differs from its first."""
+    return DataError(
+        "the doc blocks changed between the two reads of a streaming build; blocks() must "
+        "give the same blocks each time (was the encoded cache modified meanwhile?)"
+    )
 
 
 @contextmanager

@@ -47,11 +47,13 @@ def count_postings(indptr, indices, data, row_start, row_stop, counts):  # pragm
 
 @njit(cache=True, nogil=True)
 def scatter_postings(
-    indptr, indices, data, row_start, row_stop, doc0, pos, doc_ids, weights, scale, qmax
+    indptr, indices, data, row_start, row_stop, doc0, pos, end, doc_ids, weights, scale, qmax
 ):  # pragma: no cover
     """Append rows [row_start, row_stop) as docs ``doc0 + row`` to the posting lists;
-    ``pos[t]`` = next free slot. ``qmax`` > 0 stores ``clip(rint(w / scale), 0, qmax)``
-    (division in float64) into integer ``weights``; ``qmax`` = 0 stores ``w`` as is."""
+    ``pos[t]`` = next free slot, ``end[t]`` = the end of list ``t``. ``qmax`` > 0 stores
+    ``clip(rint(w / scale), 0, qmax)`` (division in float64) into integer ``weights``;
+    ``qmax`` = 0 stores ``w`` as is. Returns False, at the first posting that would pass
+    its list's end (nothing is written there), if the rows do not fit."""
     n_terms = pos.shape[0]
     sc = np.float64(scale)
     for r in range(row_start, row_stop):
@@ -60,6 +62,8 @@ def scatter_postings(
             w = np.float32(data[j])
             if w > np.float32(0.0) and t >= 0 and t < n_terms:
                 p = pos[t]
+                if p >= end[t]:
+                    return False
                 doc_ids[p] = doc0 + r
                 if qmax > 0:
                     q = np.rint(np.float64(w) / sc)
@@ -69,6 +73,7 @@ def scatter_postings(
                 else:
                     weights[p] = w
                 pos[t] = p + 1
+    return True
 
 
 # ---------------------------------------------------------------------------------- search

@@ -175,10 +175,7 @@ class NumbaIndex:
         counts = np.zeros(n_terms + 1, dtype=np.int64)
         n_docs = 0
         max_w = 0.0
-        for block in blocks():
-            b = base.canonical_csr(block)
-            if b.shape[1] > n_terms:
-                raise ValueError(f"build_streaming: a block has {b.shape[1]} > {n_terms} columns")
+        for b in base.read_blocks(blocks, n_terms):
             rows = int(b.shape[0])
             indptr = b.indptr.astype(np.int64, copy=False)
             for r0 in range(0, rows, _BUILD_BLOCK):
@@ -203,20 +200,22 @@ class NumbaIndex:
         weights = np.empty(nnz, dtype=dtype)
         pos = offsets[:-1].copy()
         doc0 = 0
-        for block in blocks():
-            b = base.canonical_csr(block)
+        ends = offsets[1:]
+        for b in base.read_blocks(blocks, n_terms):
             rows = int(b.shape[0])
             indptr = b.indptr.astype(np.int64, copy=False)
             for r0 in range(0, rows, _BUILD_BLOCK):
                 r1 = min(r0 + _BUILD_BLOCK, rows)
-                kernels.scatter_postings(
-                    indptr, b.indices, b.data, r0, r1, doc0, pos, doc_ids, weights, scale, qmax
-                )
+                if doc0 + r1 > n_docs or not kernels.scatter_postings(
+                    indptr, b.indices, b.data, r0, r1, doc0, pos, ends, doc_ids, weights,
+                    scale, qmax,
+                ):  # fmt: skip
+                    raise base.blocks_changed()
                 if progress is not None:
                     progress(doc0 + r1, n_docs)
             doc0 += rows
-        if doc0 != n_docs or not np.array_equal(pos, offsets[1:]):
-            raise ValueError("build_streaming: blocks() gave different blocks on its two calls")
+        if doc0 != n_docs or not np.array_equal(pos, ends):
+            raise base.blocks_changed()
         if progress is not None and n_docs == 0:
             progress(0, 0)
         return cls(offsets, doc_ids, weights, n_docs=n_docs, quantize=quantize, scale=scale)
