@@ -220,11 +220,20 @@ def test_sparse_index_builds_from_the_chunks_without_merging_them(
     def no_merge(*_, **__):
         raise AssertionError("the pipeline merged the chunks")
 
+    cls = index_class(index)
+    streamed = []
+
+    def build_streaming(blocks, n_terms, **knobs):
+        streamed.append([b.shape[0] for b in blocks()])
+        return original(blocks, n_terms, **knobs)
+
+    original = cls.build_streaming
     monkeypatch.setattr(shards, "merge_chunks", no_merge)
+    monkeypatch.setattr(cls, "build_streaming", build_streaming)
     handle = build_index(cfg)
     monkeypatch.undo()
     info = handle.info
-    assert info["chunks"] == 12
+    assert info["chunks"] == 12 and streamed == [[CHUNK] * 12]  # the chunks, as blocks
     merged, docnos = shards.merge_chunks(Path(info["encoded_cache"]), info["chunks"])
     assert handle.docnos == docnos
     assert info["nnz"] == merged.nnz and info["vocab_size"] == merged.shape[1]
@@ -233,7 +242,7 @@ def test_sparse_index_builds_from_the_chunks_without_merging_them(
     assert np.array_equal(np.load(handle.path / "doc_df.npy"), df)
 
     knobs = {k: v for k, v in cfg.index.items() if k not in ("_target_", "_partial_", "name")}
-    index_class(index).build(merged, **knobs).save(tmp_path / "ref")
+    cls.build(merged, **knobs).save(tmp_path / "ref")
     built = sorted(p.name for p in (handle.path / "index").iterdir())
     assert built == sorted(p.name for p in (tmp_path / "ref").iterdir())
     for name in built:

@@ -124,8 +124,22 @@ def test_stream_chunks_rejects_chunks_of_different_widths(tmp_path):
     shards.save_vectors(folder, wide)  # then re-seal, as if written by another encoder
     (folder / "COMPLETE").unlink()
     seal(folder, {"docs": 4})
-    with pytest.raises(CacheError, match=r"2 different vocabulary sizes \[50, 60\]"):
-        shards.stream_chunks(tmp_path, plan.n_chunks)
+    for read in (shards.stream_chunks, shards.merge_chunks):
+        with pytest.raises(CacheError, match=r"2 different vocabulary sizes \[50, 60\]"):
+            read(tmp_path, plan.n_chunks)
+
+
+def test_a_chunk_that_vanishes_after_the_check_is_a_one_line_cache_error(tmp_path):
+    plan = shards.plan(cfg(chunk_size=4), 10)
+    shards.encode_chunks(tmp_path, ToyEncoder(), docs(10), plan)
+    source, _ = shards.stream_chunks(tmp_path, plan.n_chunks)
+    vectors = shards.chunk_dir(tmp_path, 2) / "vectors.npz"
+    vectors.write_bytes(b"not a zip file")
+    with pytest.raises(CacheError, match="chunk-000002: cannot read the vectors"):
+        list(source.blocks())
+    vectors.unlink()
+    with pytest.raises(CacheError, match="chunk-000002: no vectors file"):
+        list(source.blocks())
 
 
 def test_stream_chunks_merges_dense_chunks(tmp_path):

@@ -3,13 +3,15 @@
 The corpus is cut into chunks of ``chunk_size`` docs in corpus order. Each chunk is encoded
 into a temporary folder and renamed into place with a completion marker, so an interrupted run
 resumes at the first missing chunk. With ``num_shards = N`` a process encodes only the chunks
-``c`` with ``c % N == shard``; chunks are merged in corpus order whatever process wrote them.
+``c`` with ``c % N == shard``; chunks are read in corpus order whatever process wrote them,
+merged into one matrix (:func:`merge_chunks`) or one at a time (:func:`stream_chunks`).
 """
 
 from __future__ import annotations
 
 import itertools
 import time
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,30 +164,45 @@ def open_chunks(entry: Path, n_chunks: int) -> tuple[list[Path], list[str]]:
 def merge_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
     """All chunks in corpus order, as one matrix and the doc ids."""
     folders, docnos = open_chunks(entry, n_chunks)
+    if all((f / "vectors.npz").is_file() for f in folders):
+        _sparse_width(entry, folders)
     return stack([load_vectors(f) for f in folders], None), docnos
 
 
 def stream_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
     """Like :func:`merge_chunks`, but sparse chunks come as :class:`~irbench.types.RowBlocks`
-    that load one chunk at a time on each pass, so a sparse index builds without the corpus
-    in memory; dense chunks are merged (FAISS holds every vector anyway)."""
+    that load one chunk at a time on each pass, so a sparse index builds from them without a
+    merged copy; dense chunks are merged (FAISS holds every vector anyway)."""
     folders, docnos = open_chunks(entry, n_chunks)
     if not all((f / "vectors.npz").is_file() for f in folders):
         return stack([load_vectors(f) for f in folders], None), docnos
+    width = _sparse_width(entry, folders)
+
+    def blocks() -> Iterator[Any]:
+        for f in folders:
+            try:
+                yield load_vectors(f)
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+                # the chunk changed since open_chunks checked it
+                raise CacheError(
+                    f"{f}: cannot read the vectors ({e}); run again to re-encode it"
+                ) from None
+
+    return RowBlocks(blocks, width), docnos
+
+
+def _sparse_width(entry: Path, folders: list[Path]) -> int:
+    """The one vocabulary size of the sparse chunks (read from their headers only)."""
     widths = set()
     for f in folders:
-        with np.load(f / "vectors.npz") as z:  # the header only, not the vectors
+        with np.load(f / "vectors.npz") as z:
             widths.add(int(z["shape"][1]))
     if len(widths) > 1:
         raise CacheError(
             f"{entry}: chunks of {len(widths)} different vocabulary sizes {sorted(widths)}; "
             "delete the folder to re-encode the corpus"
         )
-
-    def blocks() -> Iterator[Any]:
-        return (load_vectors(f) for f in folders)
-
-    return RowBlocks(blocks, widths.pop() if widths else 0), docnos
+    return widths.pop() if widths else 0
 
 
 def check_unique(docnos: list[str]) -> None:
