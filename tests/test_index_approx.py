@@ -216,12 +216,18 @@ def test_results_do_not_depend_on_thread_count(topical, pruned):
     assert_same(pruned.search(queries, 20, threads=1), one)  # reused scratch buffers
 
 
-def test_build_does_not_depend_on_thread_count(topical):
+@pytest.mark.parametrize("knobs", [{"n_postings": 100}, {"n_postings": 0, "summary_energy": 1.0}])
+def test_build_does_not_depend_on_thread_count(topical, knobs):
+    """The second case keeps every posting and summary entry: each worker's summary
+    buffers (64k entries at first) must grow several times."""
     docs, _ = topical
-    a = ApproxIndex.build(docs, n_postings=100, threads=1)
-    b = ApproxIndex.build(docs, n_postings=100, threads=2)
-    for name in a.arrays:
-        np.testing.assert_array_equal(a.arrays[name], b.arrays[name])
+    a = ApproxIndex.build(docs, threads=1, **knobs)
+    if knobs["n_postings"] == 0:
+        assert len(a.arrays["ent_val"]) > 4 * 2**16
+    for threads in (2, 3):
+        b = ApproxIndex.build(docs, threads=threads, **knobs)
+        for name in a.arrays:
+            np.testing.assert_array_equal(a.arrays[name], b.arrays[name], err_msg=name)
 
 
 def test_streaming_build_equals_build_on_the_concatenation(topical):

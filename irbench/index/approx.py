@@ -42,6 +42,7 @@ import math
 import os
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,31 @@ def _forward_rows(
     if row != n_docs:
         raise base.blocks_changed()
     return indptr, indices, data
+
+
+def _summaries(fwd_indptr, fwd_indices, fwd_data, blk_ptr, blk_docs, n_terms, energy, n_workers):
+    """Every block's summary: ``(sum_ptr, sum_terms, sum_vals, sum_scale)``. Each of
+    ``n_workers`` threads summarises every ``n_workers``-th block into its own buffers (a
+    block's max is computed once); the summaries are then copied to their places."""
+    n_blocks = blk_ptr.shape[0] - 1
+    start = np.empty(n_blocks, dtype=np.int64)
+    sizes = np.empty(n_blocks, dtype=np.int64)
+    sum_scale = np.empty(n_blocks, dtype=np.float32)
+
+    def summarise(w: int):
+        return ak.summarise_blocks(
+            fwd_indptr, fwd_indices, fwd_data, blk_ptr, blk_docs, n_terms, energy, SLACK, w,
+            n_workers, start, sizes, sum_scale,
+        )  # fmt: skip
+
+    with ThreadPoolExecutor(n_workers) as pool:  # the kernels release the GIL
+        buffers = list(pool.map(summarise, range(n_workers)))
+        sum_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        sum_terms = np.empty(int(sum_ptr[-1]), dtype=fwd_indices.dtype)
+        sum_vals = np.empty(int(sum_ptr[-1]), dtype=np.uint8)
+        list(pool.map(lambda w: ak.place_summaries(w, n_workers, start, sum_ptr, *buffers[w],
+                                                   sum_terms, sum_vals), range(n_workers)))  # fmt: skip
+    return sum_ptr, sum_terms, sum_vals, sum_scale
 
 
 class ApproxIndex:
@@ -402,40 +428,10 @@ class ApproxIndex:
             blk_ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
             term_blocks = np.concatenate([[0], np.cumsum(blk_count)]).astype(np.int64)
 
-            n_blocks = len(sizes)
-            sum_sizes = np.zeros(n_blocks, dtype=np.int64)
-            tau = np.zeros(n_blocks, dtype=np.float32)
-            ak.summary_sizes(
-                fwd_indptr,
-                fwd_indices,
-                fwd_data,
-                blk_ptr,
-                blk_docs,
-                n_terms,
-                cfg["summary_energy"],
-                nt,
-                sum_sizes,
-                tau,
-            )
-            sum_ptr = np.concatenate([[0], np.cumsum(sum_sizes)]).astype(np.int64)
-            sum_terms = np.empty(int(sum_ptr[-1]), dtype=tdt)
-            sum_vals = np.empty(int(sum_ptr[-1]), dtype=np.uint8)
-            sum_scale = np.zeros(n_blocks, dtype=np.float32)
-            ak.fill_summaries(
-                fwd_indptr,
-                fwd_indices,
-                fwd_data,
-                blk_ptr,
-                blk_docs,
-                n_terms,
-                tau,
-                SLACK,
-                nt,
-                sum_ptr,
-                sum_terms,
-                sum_vals,
-                sum_scale,
-            )
+            sum_ptr, sum_terms, sum_vals, sum_scale = _summaries(
+                fwd_indptr, fwd_indices, fwd_data, blk_ptr, blk_docs, n_terms,
+                cfg["summary_energy"], nt,
+            )  # fmt: skip
             if len(term_blocks) > 1 and int(np.diff(term_blocks).max()) > 2**16:
                 raise ConfigError(
                     "index.centroid_fraction: more than 65,536 blocks in one posting list; "

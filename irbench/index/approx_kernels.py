@@ -433,102 +433,79 @@ def _energy_threshold(dense, terms, nt, energy, mass, count):  # pragma: no cove
     if b == 0:
         return vmin, nt
     tau = np.float32(b * width)
-    kept = 0  # recount with the very predicate fill_summaries uses
+    kept = 0  # recount with the very predicate summarise_blocks uses
     for i in range(nt):
         kept += dense[terms[i]] >= tau
     return tau, kept
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def summary_sizes(
-    fwd_indptr, fwd_indices, fwd_data, blk_ptr, docs, n_terms, energy, n_workers, out_sizes, out_tau
-):  # pragma: no cover
-    """Number of kept summary entries of every block, and the block's value cut ``tau``."""
+@njit(cache=True, nogil=True)
+def summarise_blocks(
+    fwd_indptr, fwd_indices, fwd_data, blk_ptr, docs, n_terms, energy, slack, w, n_workers,
+    out_start, out_size, out_scale,
+):  # pragma: no cover  # fmt: skip
+    """Summaries of the blocks ``w, w + n_workers, ...``, each block's max computed once:
+    the entries >= the block's energy cut (``_energy_threshold``), ascending term id, uint8
+    rounded up, appended to this worker's own buffers ``(terms, values)``, which are
+    returned (their first ``sum(out_size)`` entries); ``out_start[blk]`` is the block's
+    offset in them, ``out_size[blk]`` its length and ``out_scale[blk] = (max / 255) * slack``
+    (``slack``, slightly above 1, absorbs float32 rounding in the bound so that an unpruned
+    summary never underestimates a doc's score)."""
     n_blocks = blk_ptr.shape[0] - 1
-    for w in prange(n_workers):
-        dense = np.zeros(n_terms, dtype=np.float32)
-        terms = np.empty(n_terms + 1, dtype=np.int64)
-        mass = np.zeros(1024, dtype=np.float64)
-        count = np.zeros(1024, dtype=np.int64)
-        for blk in range(w, n_blocks, n_workers):
-            nt = _block_max(
-                fwd_indptr,
-                fwd_indices,
-                fwd_data,
-                docs,
-                blk_ptr[blk],
-                blk_ptr[blk + 1],
-                dense,
-                terms,
-            )
-            tau, kept = _energy_threshold(dense, terms, nt, energy, mass, count)
-            out_sizes[blk] = kept
-            out_tau[blk] = tau
-            for i in range(nt):
-                dense[terms[i]] = 0
+    dense = np.zeros(n_terms, dtype=np.float32)
+    terms = np.empty(n_terms + 1, dtype=np.int64)
+    mass = np.zeros(1024, dtype=np.float64)
+    count = np.zeros(1024, dtype=np.int64)
+    buf_t = np.empty(1 << 16, dtype=fwd_indices.dtype)
+    buf_v = np.empty(1 << 16, dtype=np.uint8)
+    n = 0
+    for blk in range(w, n_blocks, n_workers):
+        nt = _block_max(
+            fwd_indptr, fwd_indices, fwd_data, docs, blk_ptr[blk], blk_ptr[blk + 1], dense, terms
+        )
+        tau, _ = _energy_threshold(dense, terms, nt, energy, mass, count)
+        out_start[blk] = n
+        out_scale[blk] = 0
+        if nt > buf_t.shape[0] - n:  # room for every entry: grow (amortised doubling)
+            cap = max(2 * buf_t.shape[0], n + nt)
+            t2 = np.empty(cap, dtype=buf_t.dtype)
+            v2 = np.empty(cap, dtype=np.uint8)
+            t2[:n] = buf_t[:n]
+            v2[:n] = buf_v[:n]
+            buf_t, buf_v = t2, v2
+        n_sel = 0
+        vmax = 0.0
+        for i in range(nt):
+            v = dense[terms[i]]
+            if v >= tau:
+                buf_t[n + n_sel] = terms[i]
+                n_sel += 1
+                vmax = max(vmax, np.float64(v))
+        buf_t[n : n + n_sel].sort()
+        scale = vmax / 255.0
+        for i in range(n, n + n_sel):
+            q = np.ceil(np.float64(dense[buf_t[i]]) / scale) if scale > 0 else 0.0
+            buf_v[i] = np.uint8(min(max(q, 1.0), 255.0))
+        if n_sel > 0:
+            out_scale[blk] = np.float32(scale * slack)
+        out_size[blk] = n_sel
+        n += n_sel
+        for i in range(nt):
+            dense[terms[i]] = 0
+    return buf_t, buf_v
 
 
-@njit(cache=True, nogil=True, parallel=True)
-def fill_summaries(
-    fwd_indptr,
-    fwd_indices,
-    fwd_data,
-    blk_ptr,
-    docs,
-    n_terms,
-    tau,
-    slack,
-    n_workers,
-    sum_ptr,
-    sum_terms,
-    sum_vals,
-    sum_scale,
+@njit(cache=True, nogil=True)
+def place_summaries(
+    w, n_workers, start, sum_ptr, buf_t, buf_v, sum_terms, sum_vals
 ):  # pragma: no cover
-    """Write every block's summary (entries >= ``tau[blk]``, ascending term id, uint8
-    rounded up) and scale.
-
-    ``sum_scale[blk] = (max / 255) * slack``: ``slack`` (slightly above 1) absorbs float32
-    rounding in the bound so that an unpruned summary never underestimates a doc's score.
-    """
-    n_blocks = blk_ptr.shape[0] - 1
-    for w in prange(n_workers):
-        dense = np.zeros(n_terms, dtype=np.float32)
-        terms = np.empty(n_terms + 1, dtype=np.int64)
-        for blk in range(w, n_blocks, n_workers):
-            nt = _block_max(
-                fwd_indptr,
-                fwd_indices,
-                fwd_data,
-                docs,
-                blk_ptr[blk],
-                blk_ptr[blk + 1],
-                dense,
-                terms,
-            )
-            s0 = sum_ptr[blk]
-            kept_n = sum_ptr[blk + 1] - s0
-            if nt == 0 or kept_n == 0:
-                sum_scale[blk] = 0
-                continue
-            sel = np.empty(kept_n, dtype=np.int64)
-            n_sel = 0
-            vmax = 0.0
-            for i in range(nt):
-                v = dense[terms[i]]
-                if v >= tau[blk]:
-                    sel[n_sel] = terms[i]
-                    n_sel += 1
-                    vmax = max(vmax, np.float64(v))
-            sel.sort()
-            scale = vmax / 255.0
-            for i in range(kept_n):
-                q = np.ceil(np.float64(dense[sel[i]]) / scale) if scale > 0 else 0.0
-                q = min(max(q, 1.0), 255.0)
-                sum_terms[s0 + i] = sel[i]
-                sum_vals[s0 + i] = np.uint8(q)
-            sum_scale[blk] = np.float32(scale * slack)
-            for i in range(nt):
-                dense[terms[i]] = 0
+    """Copy worker ``w``'s block summaries from its buffers to their places ``sum_ptr``."""
+    for blk in range(w, sum_ptr.shape[0] - 1, n_workers):
+        s0 = sum_ptr[blk]
+        b0 = start[blk]
+        for i in range(sum_ptr[blk + 1] - s0):
+            sum_terms[s0 + i] = buf_t[b0 + i]
+            sum_vals[s0 + i] = buf_v[b0 + i]
 
 
 @njit(cache=True, nogil=True, parallel=True)
