@@ -291,8 +291,8 @@ def test_streaming_build_over_blocks_equals_one_build(medium, quantize):
     calls = iter([blocks, blocks[:-1]])
     with pytest.raises(DataError, match="blocks changed"):
         NumbaIndex.build_streaming(lambda: iter(next(calls)), 400)
-    # the same rows with more postings on the second read: stopped at the first that
-    # would pass its list's end, before it is written
+    # the same rows with more postings on the second read (that nothing is written past a
+    # list's end is test_scatter_postings_never_writes_past_a_list_end)
     denser = [b.copy() for b in blocks]
     denser[3] = (denser[3] + sp.random(*denser[3].shape, density=0.05, random_state=1)).tocsr()
     calls = iter([blocks, denser])

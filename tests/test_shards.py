@@ -140,6 +140,9 @@ def test_a_chunk_that_vanishes_after_the_check_is_a_one_line_cache_error(tmp_pat
     vectors.unlink()
     with pytest.raises(CacheError, match="chunk-000002: no vectors file"):
         list(source.blocks())
+    shards.save_vectors(vectors.parent, sp.csr_matrix((2, 60), dtype=np.float32))
+    with pytest.raises(CacheError, match="chunk-000002: 60 terms, not 50 as when checked"):
+        list(source.blocks())
 
 
 def test_stream_chunks_merges_dense_chunks(tmp_path):

@@ -10,7 +10,7 @@ by the same sequential code, so the layout does not depend on the thread count):
    highest-weight terms against the doc's ``doc_cut`` highest, the posting's own term left
    out -- and docs similar to no centroid go to the centroid of their stratum. Each
    non-empty cluster is a block, docs ascending within it;
-3. *summaries* (``prange`` over blocks): the component-wise max of the block's doc vectors,
+3. *summaries* (one thread per every n-th block): the component-wise max of the block's doc vectors,
    cut to its highest entries holding ``summary_energy`` of its L1 mass (the cut is found
    on a 1024-bin histogram: a few entries beyond the fewest may be kept) and
    quantised to uint8 by rounding *up*, ``q = ceil(v / scale)`` with

@@ -63,6 +63,10 @@ def read_blocks(blocks: Callable[[], Iterable[Any]], n_terms: int) -> Iterator[A
                 f"a doc block has {b.shape[1]} columns but the index was given {n_terms} terms; "
                 "pass the vocabulary size as n_terms"
             )
+        if b.nnz and not 0 <= int(b.indices.min()) <= int(b.indices.max()) < b.shape[1]:
+            raise DataError(
+                f"a doc block has term ids outside [0, {b.shape[1]}); its CSR arrays are corrupt"
+            )
         yield b
 
 

@@ -179,14 +179,19 @@ def stream_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
     width = _sparse_width(entry, folders)
 
     def blocks() -> Iterator[Any]:
-        for f in folders:
+        for f in folders:  # a chunk may have changed since open_chunks checked it
             try:
-                yield load_vectors(f)
+                vectors = load_vectors(f)
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-                # the chunk changed since open_chunks checked it
                 raise CacheError(
                     f"{f}: cannot read the vectors ({e}); run again to re-encode it"
                 ) from None
+            if vectors.shape[1] != width:
+                raise CacheError(
+                    f"{f}: {vectors.shape[1]} terms, not {width} as when checked; "
+                    "run again to re-encode it"
+                )
+            yield vectors
 
     return RowBlocks(blocks, width), docnos
 
