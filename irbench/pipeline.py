@@ -185,6 +185,13 @@ def build_index(
         t0 = time.perf_counter()
         docs, docnos, encode_info = _encode_corpus(cfg, dataset, encoder, fingerprint, stream=True)
         encode_s = time.perf_counter() - t0
+        stats = None
+        if isinstance(docs, RowBlocks):
+            stats = _CorpusStats(docs.n_terms)
+            docs = stats.tap(docs)  # gathered during the build's first read, not in a third
+        elif sp.issparse(docs):
+            stats = _CorpusStats(docs.shape[1])
+            stats.add(docs)
         t0 = time.perf_counter()
         index = instantiate(cfg.index)(docs)
         index.save(tmp / "index")
@@ -192,10 +199,9 @@ def build_index(
         encoder.save(tmp / "encoder")
         (tmp / "docnos.txt").write_text("".join(d + "\n" for d in docnos), encoding="utf-8")
         info: dict[str, Any] = {"n_docs": len(docnos)}
-        if isinstance(docs, RowBlocks) or sp.issparse(docs):
-            stats, doc_df = _sparse_stats(docs)
-            np.save(tmp / "doc_df.npy", doc_df)
-            info.update(stats)
+        if stats is not None:
+            np.save(tmp / "doc_df.npy", stats.doc_df)
+            info.update(stats.info())
         else:
             info.update(dim=int(docs.shape[1]))
         info.update(encode_info)  # chunk counts; its own encode_s counts only new chunks
@@ -224,25 +230,44 @@ def build_index(
     return IndexHandle(entry, index, encoder, docnos, reused, info)
 
 
-def _sparse_stats(docs: Any) -> tuple[dict[str, Any], Any]:
-    """Corpus statistics of sparse doc vectors (a matrix or RowBlocks, one pass) and each
-    term's document frequency."""
-    import numpy as np
+class _CorpusStats:
+    """Corpus statistics of sparse doc vectors (nnz, empty docs, each term's document
+    frequency), gathered block by block."""
 
-    blocks, n_terms = (
-        (docs.blocks(), docs.n_terms) if isinstance(docs, RowBlocks) else ([docs], docs.shape[1])
-    )
-    doc_df = np.zeros(int(n_terms), dtype=np.int64)
-    n_docs = nnz = empty = 0
-    for block in blocks:
+    def __init__(self, n_terms: int):
+        import numpy as np
+
+        self.doc_df = np.zeros(int(n_terms), dtype=np.int64)
+        self.n_docs = self.nnz = self.empty = 0
+
+    def add(self, block: Any) -> None:
+        import numpy as np
+
         per_doc = np.diff(block.indptr)
-        n_docs += len(per_doc)
-        nnz += int(block.nnz)
-        empty += int((per_doc == 0).sum())
-        doc_df += np.bincount(block.indices, minlength=len(doc_df))
-    stats = {"vocab_size": int(n_terms), "nnz": nnz,
-             "avg_doc_nnz": round(nnz / n_docs, 3) if n_docs else 0.0, "empty_docs": empty}  # fmt: skip
-    return stats, doc_df
+        self.n_docs += len(per_doc)
+        self.nnz += int(block.nnz)
+        self.empty += int((per_doc == 0).sum())
+        self.doc_df += np.bincount(block.indices, minlength=len(self.doc_df))
+
+    def tap(self, docs: RowBlocks) -> RowBlocks:
+        """``docs``, whose first complete read also feeds these statistics."""
+        reads = 0
+
+        def blocks() -> Any:
+            nonlocal reads
+            reads += 1
+            first = reads == 1
+            for block in docs.blocks():
+                if first:
+                    self.add(block)
+                yield block
+
+        return RowBlocks(blocks, docs.n_terms)
+
+    def info(self) -> dict[str, Any]:
+        avg = round(self.nnz / self.n_docs, 3) if self.n_docs else 0.0
+        return {"vocab_size": len(self.doc_df), "nnz": self.nnz, "avg_doc_nnz": avg,
+                "empty_docs": self.empty}  # fmt: skip
 
 
 def check_vocabulary(encoder: Any, index: Any) -> None:

@@ -51,7 +51,7 @@ import scipy.sparse as sp
 
 from irbench.errors import CacheError, ConfigError
 from irbench.index import approx_kernels as ak
-from irbench.index import base
+from irbench.index import base, kernels
 from irbench.index.base import atomic_folder, read_header, write_header
 from irbench.types import RowBlocks
 
@@ -309,10 +309,8 @@ class ApproxIndex:
         """Build from a doc matrix (rows = docs, columns = term ids), or from
         :class:`~irbench.types.RowBlocks` by :meth:`build_streaming`; drops weights <= 0.
         Knobs as :meth:`build_streaming`."""
-        if isinstance(docs, RowBlocks):
-            return cls.build_streaming(docs.blocks, docs.n_terms, **knobs)
-        docs = base.canonical_csr(docs)
-        return cls.build_streaming(lambda: iter([docs]), int(docs.shape[1]), **knobs)
+        rows = base.row_blocks(docs)
+        return cls.build_streaming(rows.blocks, rows.n_terms, **knobs)
 
     @classmethod
     def build_streaming(
@@ -364,7 +362,7 @@ class ApproxIndex:
         nt = base.resolve_threads(threads)
         with base.numba_threads(nt):
             counts = np.zeros(n_terms + 1, dtype=np.int64)
-            ak.count_at_least(fwd_indptr, fwd_indices, fwd_data, np.float32(0.0), counts)
+            kernels.count_postings(fwd_indptr, fwd_indices, fwd_data, 0, n_docs, counts)
             df = counts[1:].copy()
             p = cfg["n_postings"]
             limit = default_n_postings(n_docs) if p is None else (p if p > 0 else max(1, n_docs))
@@ -373,7 +371,9 @@ class ApproxIndex:
                 cut = global_threshold(fwd_data, int((df > 0).sum()), limit)
                 if cut > 0:  # else every posting is a candidate: counts stand
                     counts[:] = 0
-                    ak.count_at_least(fwd_indptr, fwd_indices, fwd_data, cut, counts)
+                    kernels.count_postings(
+                        fwd_indptr, fwd_indices, fwd_data, 0, n_docs, counts, cut
+                    )
                 kept = np.minimum(counts[1:], max(1, int(cfg["max_fraction"] * limit)))
             else:
                 kept = np.minimum(df, limit)
@@ -382,9 +382,10 @@ class ApproxIndex:
             # candidates: term-major, doc ids ascending within a term
             doc_ids = np.empty(int(offsets[-1]), dtype=np.uint32)
             weights = np.empty(int(offsets[-1]), dtype=np.float32)
-            ak.scatter_at_least(
-                fwd_indptr, fwd_indices, fwd_data, cut, offsets[:-1].copy(), doc_ids, weights
-            )
+            kernels.scatter_postings(
+                fwd_indptr, fwd_indices, fwd_data, 0, n_docs, 0, offsets[:-1].copy(), offsets[1:],
+                doc_ids, weights, 1.0, 0.0, cut,
+            )  # fmt: skip
             kept_offsets = np.concatenate([[0], np.cumsum(kept)]).astype(np.int64)
             cap = np.where(
                 kept > 0, np.minimum(kept, np.ceil(cfg["centroid_fraction"] * kept)), 0

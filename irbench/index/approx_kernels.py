@@ -98,30 +98,6 @@ def kth_smallest_positive(data, k):  # pragma: no cover
     return out.view(np.float32)[0]
 
 
-@njit(cache=True, nogil=True)
-def count_at_least(indptr, indices, data, tau, counts):  # pragma: no cover
-    """``counts[t + 1]`` = entries of term t with weight >= ``tau`` (doc-major input)."""
-    for r in range(indptr.shape[0] - 1):
-        for j in range(indptr[r], indptr[r + 1]):
-            if data[j] >= tau:
-                counts[np.int64(indices[j]) + 1] += 1
-
-
-@njit(cache=True, nogil=True)
-def scatter_at_least(indptr, indices, data, tau, pos, doc_ids, weights):  # pragma: no cover
-    """Term-major copy of the entries of weight >= ``tau``, doc ids ascending within a term;
-    ``pos[t]`` = term t's next free slot."""
-    for r in range(indptr.shape[0] - 1):
-        for j in range(indptr[r], indptr[r + 1]):
-            w = data[j]
-            if w >= tau:
-                t = np.int64(indices[j])
-                p = pos[t]
-                doc_ids[p] = r
-                weights[p] = w
-                pos[t] = p + 1
-
-
 @njit(inline="always", nogil=True)
 def _row_top(indptr, indices, data, d, m, out_terms, out_w):  # pragma: no cover
     """Doc ``d``'s ``m`` highest-weight terms (ties: lower term id), ascending term id, into

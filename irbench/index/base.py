@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from irbench.errors import CacheError, ConfigError, DataError
+from irbench.types import RowBlocks
 
 if TYPE_CHECKING:
     from irbench.types import Index
@@ -51,6 +52,15 @@ def canonical_csr(docs: Any) -> Any:
         docs = docs.copy()
         docs.sum_duplicates()
     return docs
+
+
+def row_blocks(docs: Any) -> RowBlocks:
+    """``docs`` as :class:`~irbench.types.RowBlocks`: as is, or a doc matrix as one canonical
+    CSR block."""
+    if isinstance(docs, RowBlocks):
+        return docs
+    docs = canonical_csr(docs)
+    return RowBlocks(lambda: iter([docs]), int(docs.shape[1]))
 
 
 def read_blocks(blocks: Callable[[], Iterable[Any]], n_terms: int) -> Iterator[Any]:

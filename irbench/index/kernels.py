@@ -35,32 +35,38 @@ from numba import njit, prange
 
 
 @njit(cache=True, nogil=True)
-def count_postings(indptr, indices, data, row_start, row_stop, counts):  # pragma: no cover
-    """``counts[t + 1] += 1`` for every entry of rows [row_start, row_stop) with weight > 0."""
+def count_postings(indptr, indices, data, row_start, row_stop, counts, tau=0.0):  # pragma: no cover
+    """``counts[t + 1] += 1`` for every entry of rows [row_start, row_stop) with weight > 0
+    and >= ``tau`` (as float32)."""
     n_terms = counts.shape[0] - 1
+    cut = np.float32(tau)
     for r in range(row_start, row_stop):
         for j in range(indptr[r], indptr[r + 1]):
             t = np.int64(indices[j])
-            if np.float32(data[j]) > np.float32(0.0) and t >= 0 and t < n_terms:
+            w = np.float32(data[j])
+            if w > np.float32(0.0) and w >= cut and t >= 0 and t < n_terms:
                 counts[t + 1] += 1
 
 
 @njit(cache=True, nogil=True)
 def scatter_postings(
-    indptr, indices, data, row_start, row_stop, doc0, pos, end, doc_ids, weights, scale, qmax
-):  # pragma: no cover
-    """Append rows [row_start, row_stop) as docs ``doc0 + row`` to the posting lists;
+    indptr, indices, data, row_start, row_stop, doc0, pos, end, doc_ids, weights, scale, qmax,
+    tau=0.0,
+):  # pragma: no cover  # fmt: skip
+    """Append the entries of rows [row_start, row_stop) with weight > 0 and >= ``tau`` as
+    docs ``doc0 + row`` to the posting lists (doc ids ascending within a list);
     ``pos[t]`` = next free slot, ``end[t]`` = the end of list ``t``. ``qmax`` > 0 stores
     ``clip(rint(w / scale), 0, qmax)`` (division in float64) into integer ``weights``;
     ``qmax`` = 0 stores ``w`` as is. Returns False, at the first posting that would pass
     its list's end (nothing is written there), if the rows do not fit."""
     n_terms = pos.shape[0]
     sc = np.float64(scale)
+    cut = np.float32(tau)
     for r in range(row_start, row_stop):
         for j in range(indptr[r], indptr[r + 1]):
             t = np.int64(indices[j])
             w = np.float32(data[j])
-            if w > np.float32(0.0) and t >= 0 and t < n_terms:
+            if w > np.float32(0.0) and w >= cut and t >= 0 and t < n_terms:
                 p = pos[t]
                 if p >= end[t]:
                     return False

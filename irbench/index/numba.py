@@ -144,14 +144,8 @@ class NumbaIndex:
             raise ConfigError(
                 f"index.quantize={quantize!r}: expected one of null, 'uint8', 'uint16'"
             )
-        if isinstance(docs, RowBlocks):
-            return cls.build_streaming(
-                docs.blocks, docs.n_terms, quantize=quantize, progress=progress
-            )
-        docs = base.canonical_csr(docs)
-        return cls.build_streaming(
-            lambda: iter([docs]), int(docs.shape[1]), quantize=quantize, progress=progress
-        )
+        rows = base.row_blocks(docs)
+        return cls.build_streaming(rows.blocks, rows.n_terms, quantize=quantize, progress=progress)
 
     @classmethod
     def build_streaming(
