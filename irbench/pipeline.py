@@ -6,6 +6,7 @@ dict that collects provenance for ``manifest.json``. The CLI is a thin shell aro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -19,6 +20,7 @@ from irbench.types import RowBlocks
 
 INDEX_FORMAT = 3  # 2: entries carry doc_df.npy; 3: checksummed completion marker
 ENCODED_FORMAT = 2  # 2: checksummed chunks
+CALIBRATION_FORMAT = 1
 
 
 @dataclass
@@ -87,16 +89,20 @@ def _index_entry(cfg: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
     return Path(cfg.cache_dir) / "index" / name
 
 
-def search_time_keys(index_cfg: Any) -> tuple[str, ...]:
-    """Index settings that only steer search (the index class's ``search_keys``, e.g. FAISS
-    ``nprobe``/``ef_search``): left out of the cache key, applied to the loaded index."""
+def _index_owner(index_cfg: Any) -> Any:
+    """The class whose classmethod ``_target_`` names (None if it names none)."""
     from hydra.utils import get_method
 
     try:
-        owner = getattr(get_method(str(index_cfg.get("_target_"))), "__self__", None)
+        return getattr(get_method(str(index_cfg.get("_target_"))), "__self__", None)
     except Exception:  # an unknown target fails later, with instantiate's own message
-        return ()
-    return tuple(getattr(owner, "search_keys", ()))
+        return None
+
+
+def search_time_keys(index_cfg: Any) -> tuple[str, ...]:
+    """Index settings that only steer search (the index class's ``search_keys``, e.g. FAISS
+    ``nprobe``/``ef_search``): left out of the cache key, applied to the loaded index."""
+    return tuple(getattr(_index_owner(index_cfg), "search_keys", ()))
 
 
 class ShardsPending(IrbenchError):
@@ -383,8 +389,92 @@ class SparsityStats:
         }
 
 
+def check_calibration(cfg: Any) -> tuple[float, int] | None:
+    """``(target_recall, sample size)`` of ``calibrate``, None when off; ConfigError for
+    bad values or an index without search knobs (checked before any work is done)."""
+    options = cfg.get("calibrate") or {}
+    target = options.get("target_recall")
+    if target is None:
+        return None
+    if not hasattr(_index_owner(cfg.index), "calibrate"):
+        raise ConfigError(
+            f"calibrate.target_recall: index={cfg.index.name} has no search knobs to "
+            "calibrate; use index=numba_approx, or drop the override"
+        )
+    try:
+        target, n = float(target), int(options.get("queries") or 0)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "calibrate.target_recall / calibrate.queries: give a fraction and a count"
+        ) from None
+    if not 0 < target <= 1:
+        raise ConfigError(f"calibrate.target_recall={target}: give a fraction in (0, 1]")
+    if n < 0:
+        raise ConfigError(f"calibrate.queries={n}: give a count >= 1 (0 = all queries)")
+    return target, n
+
+
+def calibrate_search(
+    cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
+    """With ``calibrate.target_recall`` set, set the index's search knobs to the cheapest
+    setting reaching that mean recall@k against exact top-k on a seeded sample of
+    ``queries`` (:meth:`ApproxIndex.calibrate`); the result is cached in
+    ``cache_dir/calibration`` and summarised in ``record["calibration"]``. Deterministic:
+    the same index, queries and settings give the same knobs (cost is counted, not timed).
+    """
+    import numpy as np
+
+    from irbench.index.tuning import Calibration
+    from irbench.runs.atomic import write_json
+    from irbench.runs.cache import content_key
+
+    record = record if record is not None else {}
+    options = check_calibration(cfg)
+    if options is None or not queries:
+        return None
+    target, n = options
+    t0 = time.perf_counter()
+    picked = range(len(queries))
+    if 0 < n < len(queries):
+        rng = np.random.default_rng(int(cfg.seed))
+        picked = np.sort(rng.choice(len(queries), size=n, replace=False)).tolist()
+    qvecs = handle.encoder.encode_queries([queries[i] for i in picked])
+    depth = int(cfg.k) + (1 if cfg.dataset.drop_self_hits else 0)
+    q = qvecs.tocsr()
+    q.sort_indices()
+    key = content_key(
+        handle.path.name,
+        hashlib.sha256(q.indptr.tobytes() + q.indices.tobytes() + q.data.tobytes()).hexdigest(),
+        depth,
+        target,
+        CALIBRATION_FORMAT,
+    )
+    path = Path(cfg.cache_dir) / "calibration" / f"{handle.path.name}.{key}.json"
+    cached = path.is_file()
+    if cached:
+        try:
+            summary = Calibration.from_dict(json.loads(path.read_text(encoding="utf-8")))
+            handle.index.configure(**summary.knobs)
+            summary = summary.as_dict()
+        except (OSError, ValueError, KeyError, TypeError, ConfigError):
+            cached = False  # unreadable: calibrate again and overwrite it
+    if not cached:
+        result = handle.index.calibrate(qvecs, depth, target, threads=int(cfg.threads))
+        summary = result.as_dict()
+        write_json(path, summary)
+    record["calibration"] = {
+        **summary,
+        "cached": cached,
+        "file": str(path),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    return record["calibration"]
+
+
 def retrieve(cfg: Any, handle: IndexHandle, record: dict[str, Any] | None = None) -> Path:
-    """Search every query of the split and write ``run_dir/run.trec``."""
+    """Search every query of the split and write ``run_dir/run.trec`` (after
+    :func:`calibrate_search` when ``calibrate.target_recall`` is set)."""
     from irbench.runs.trec import write_run
 
     record = record if record is not None else {}
@@ -395,6 +485,7 @@ def retrieve(cfg: Any, handle: IndexHandle, record: dict[str, Any] | None = None
         if q.query_id in seen:
             raise DataError(f"duplicate query id '{q.query_id}' in dataset '{dataset.name}'")
         seen.add(q.query_id)
+    calibrate_search(cfg, handle, queries, record)
     results = search(cfg, handle, queries, record)
     out = Path(cfg.run_dir) / "run.trec"
     write_run(out, results, run_tag(cfg))
@@ -521,6 +612,7 @@ def run(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[s
 
     if cfg.get("fusion"):
         return run_fused(cfg, on_corrupt)
+    check_calibration(cfg)
     seed_everything(int(cfg.seed))
     stages: dict[str, Any] = {}
     details: dict[str, Any] = {}
@@ -539,7 +631,8 @@ def run(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[s
     with stage(stages, "eval") as info:
         result = evaluate(cfg, run_path, handle.docnos, info)
     write_manifest(cfg, stages, details)
-    return result.aggregate, {"index": handle, "evaluation": result, "run": run_path}
+    objects = {"index": handle, "evaluation": result, "run": run_path}
+    return result.aggregate, {**objects, "calibration": stages["retrieve"].get("calibration")}
 
 
 def run_fused(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[str, Any]]:
@@ -560,6 +653,8 @@ def run_fused(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], 
         with open_dict(sub):
             sub.fusion = None
             sub.encoder, sub.index = encoder, index
+            if not hasattr(_index_owner(index), "calibrate"):
+                sub.calibrate = None  # calibrate.target_recall concerns the approximate input
             sub.run_dir = str(Path(cfg.run_dir) / "inputs" / f"{n}-{encoder.name}.{index.name}")
         with stage(stages, f"input{n}"):
             run(sub, on_corrupt)

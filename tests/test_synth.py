@@ -10,7 +10,13 @@ import scipy.sparse as sp
 from typer.testing import CliRunner
 
 from irbench.bench.index import VectorSet, recall_at_k
-from irbench.bench.scale import COLUMNS, bench_scale, build_synthetic_index, growth
+from irbench.bench.scale import (
+    COLUMNS,
+    bench_scale,
+    build_synthetic_index,
+    growth,
+    to_markdown,
+)
 from irbench.bench.synth import CHUNK, Synthesizer, synthesize
 from irbench.errors import ConfigError
 from irbench.index.approx import ApproxIndex
@@ -122,6 +128,28 @@ def test_bench_scale_approx_rows_and_recall(real, parent_share):
     assert lossy["postings"] == exact["postings"] == docs.nnz and lossy["size_mb"] > 0
     lines = growth(bench_scale(real, [CHUNK, n], approx={}, **kw))
     assert [line.split(":")[0] for line in lines] == ["numba", "numba_approx"]
+
+
+def test_bench_scale_calibrated_row_is_scored_on_held_out_queries(real):
+    from irbench.index.tuning import calibrate
+
+    kw = {"min_seconds": 0.0, "echo": lambda _: None}
+    n = 2 * CHUNK
+    knobs = {"n_postings": 30}
+    rows = bench_scale(real, [n], approx=knobs, target_recall=0.9, **kw)
+    assert [r["engine"] for r in rows] == ["numba", "numba_approx", "numba_approx calibrated"]
+    row = rows[2]
+    nq = real.queries.shape[0]
+    perm = np.random.default_rng(0).permutation(nq)
+    tune, held = np.sort(perm[: nq // 2]), np.sort(perm[nq // 2 :])
+    docs = Synthesizer(real, seed=0).block(0, n)
+    index = ApproxIndex.build(docs, **knobs)
+    exact = NumbaIndex.build(docs).search(real.queries, 10)[1]
+    cal = calibrate(index, real.queries[tune], 10, 0.9, exact=exact[tune])
+    assert row["setting"].startswith(f"query_cut={cal.query_cut} heap_factor={cal.heap_factor}")
+    found = index.search(real.queries[held], 10, **cal.knobs)[1]
+    assert row["queries"] == len(held) and row["recall"] == recall_at_k(found, exact[held])
+    assert "held-out half" in to_markdown(rows, {"source": "x", "machine": "m"})
 
 
 def test_bench_scale_checks_approx_knobs_first(real):

@@ -48,6 +48,7 @@ from irbench.bench import timing
 from irbench.bench.peers import ENGINES, Engine, quiet_native_output, timed_build
 from irbench.bench.timing import fmt_cell as cell
 from irbench.errors import ConfigError, DataError
+from irbench.index.tuning import recall_at_k
 
 COLUMNS = [
     "engine", "setting", "corpus", "k", "threads", "build_s", "size_mb",
@@ -292,17 +293,6 @@ def _resolve_auto(key: str, build: dict[str, Any], n_docs: int) -> dict[str, Any
 
 
 # ------------------------------------------------------------------------------- measure
-
-
-def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
-    """Mean over queries of |found ∩ exact| / |exact| (rows -1 padded; empty rows skipped)."""
-    vals = []
-    for f, e in zip(found, exact, strict=True):
-        e = e[e >= 0]
-        if len(e) == 0:
-            continue
-        vals.append(len(np.intersect1d(f[f >= 0], e, assume_unique=False)) / len(e))
-    return float(np.mean(vals)) if vals else float("nan")
 
 
 def ndcg10(found: np.ndarray, vs: VectorSet) -> float | None:

@@ -46,9 +46,15 @@ def bench_scale(
     min_seconds: float = 1.0,
     spill_dir: str | None = None,
     approx: dict[str, Any] | None = None,
+    target_recall: float | None = None,
     echo: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
-    """Rows by ascending size, ``numba`` then ``numba_approx``; see the module docstring."""
+    """Rows by ascending size, ``numba`` then ``numba_approx``; see the module docstring.
+
+    With ``target_recall`` (and ``approx``), a third row per size: numba_approx with its
+    search knobs calibrated to that recall (:func:`irbench.index.tuning.calibrate`) on a
+    seeded half of the queries, timed and scored on the other half.
+    """
     synth = Synthesizer(real, seed, parent_share)
     if approx is not None:  # bad knobs fail now, not after the first exact index
         import scipy.sparse as sp
@@ -64,7 +70,14 @@ def bench_scale(
             row, exact = _exact_row(spill, queries, k, quantize, min_seconds, echo)
             rows.append(row)
             if approx is not None:
-                rows.append(_approx_row(spill, queries, k, approx, exact, min_seconds, echo))
+                arow, index = _approx_row(spill, queries, k, approx, exact, min_seconds, echo)
+                rows.append(arow)
+                if target_recall is not None:
+                    rows.append(
+                        _calibrated_row(arow, index, queries, k, exact, target_recall, seed,
+                                        min_seconds, echo)
+                    )  # fmt: skip
+                del index
     return rows
 
 
@@ -159,8 +172,8 @@ def _exact_row(spill, queries, k, quantize, min_seconds, echo) -> tuple[dict, np
     return row, exact
 
 
-def _approx_row(spill, queries, k, approx, exact, min_seconds, echo) -> dict[str, Any]:
-    """``index=numba_approx`` built with ``approx`` on the spilled docs."""
+def _approx_row(spill, queries, k, approx, exact, min_seconds, echo) -> tuple[dict, Any]:
+    """``index=numba_approx`` built with ``approx`` on the spilled docs: its row, the index."""
     from irbench.index.approx import ApproxIndex
     from irbench.runs.manifest import peak_rss_mb, reset_peak_rss
 
@@ -181,9 +194,41 @@ def _approx_row(spill, queries, k, approx, exact, min_seconds, echo) -> dict[str
         "peak_rss_mb": None,
         **_timings(index.search, queries, k, min_seconds),
         "recall": recall_at_k(index.search(queries, k)[1], exact),
+        "setting": f"query_cut={index.cfg['query_cut']} heap_factor={index.cfg['heap_factor']}",
     }
     row["peak_rss_mb"] = peak_rss_mb()
-    return row
+    return row, index
+
+
+def _calibrated_row(arow, index, queries, k, exact, target, seed, min_seconds, echo) -> dict:
+    """``index`` calibrated to ``target`` on a seeded half of ``queries`` (exact top-k
+    ``exact``), timed and scored on the other half."""
+    from irbench.index.tuning import calibrate
+
+    n = queries.shape[0]
+    perm = np.random.default_rng(seed).permutation(n)
+    tune, held = np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])
+    echo(f"scale: {arow['docs']:,} docs: calibrating numba_approx to recall {target} ...")
+    t0 = time.perf_counter()
+    cal = calibrate(index, queries[tune], k, target, exact=exact[tune])
+    calibrate_s = time.perf_counter() - t0
+    echo(f"scale: calibrated in {calibrate_s:.1f} s: {cal.describe()}")
+
+    def search(q, k, threads):
+        return index.search(q, k, threads=threads, **cal.knobs)
+
+    return {
+        **arow,
+        "engine": "numba_approx calibrated",
+        "setting": (
+            f"query_cut={cal.query_cut} heap_factor={cal.heap_factor} (target {target}: "
+            f"{cal.recall:.3f} on {len(tune)} queries, {calibrate_s:.0f} s)"
+        ),
+        **_timings(search, queries[held], k, min_seconds),
+        "recall": recall_at_k(search(queries[held], k, 0)[1], exact[held]),
+        "queries": int(len(held)),
+        "calibrate_s": round(calibrate_s, 1),
+    }
 
 
 def _save_block(folder: Path, i: int, block: Any) -> Path:
@@ -235,6 +280,11 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             "exact" if r["recall"] is None else f"{r['recall']:.3f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
+    settings = [r for r in rows if r.get("setting")]
+    if settings:
+        lines += ["", "Search settings (calibrated rows: timed and scored on the held-out "
+                  "half of the queries):", ""]  # fmt: skip
+        lines += [f"- {r['docs']:,} {r['engine']}: {r['setting']}" for r in settings]
     return "\n".join(lines) + "\n"
 
 

@@ -42,6 +42,14 @@ def _print_metrics(cfg, metrics: dict[str, float], title: str) -> None:
     console().print(metrics_table(metrics, title=title))
 
 
+def _print_calibration(summary: dict | None) -> None:
+    if summary:
+        from irbench.index.tuning import Calibration
+
+        cached = " (cached)" if summary.get("cached") else ""
+        typer.echo(f"calibrated{cached}: {Calibration.from_dict(summary).describe()}", err=True)
+
+
 @app.command(epilog=_EPILOG)
 @handle_errors
 def run(overrides: Overrides = None, multirun: Multirun = False) -> None:
@@ -58,6 +66,7 @@ def run(overrides: Overrides = None, multirun: Multirun = False) -> None:
     from irbench.pipeline import run_tag
 
     _print_metrics(cfg, metrics, f"{cfg.dataset.name} · {run_tag(cfg)}")
+    _print_calibration(objects.get("calibration"))
     for note in objects["evaluation"].notes:
         typer.echo(f"note: {note}", err=True)
     reused = "index" in objects and objects["index"].reused
@@ -112,6 +121,7 @@ def retrieve(overrides: Overrides = None) -> None:
     with stage(stages, "retrieve") as info:
         path = retrieve_run(cfg, handle, info)
     write_manifest(cfg, stages, details)
+    _print_calibration(info.get("calibration"))
     typer.echo(f"wrote {path} ({info['queries']} queries, {info['ms_per_query']} ms/query)")
 
 

@@ -231,6 +231,15 @@ def bench_scale_cmd(
     heap_factor: Annotated[
         float | None, typer.Option(help="--approx: block skip factor (default 0.9)")
     ] = None,
+    target_recall: Annotated[
+        float | None,
+        typer.Option(
+            help="--approx: also calibrate numba_approx's query_cut / heap_factor to this "
+            "recall@k on a seeded half of the queries and report it on the other half",
+            min=0.0,
+            max=1.0,
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for bench.json and bench.md")] = Path(
         "runs/bench/scale"
     ),
@@ -247,13 +256,16 @@ def bench_scale_cmd(
 
     knobs = {"n_postings": n_postings, "query_cut": query_cut, "heap_factor": heap_factor}
     approx_cfg = {key: v for key, v in knobs.items() if v is not None} if approx else None
-    if not approx and any(v is not None for v in knobs.values()):
-        raise ConfigError("--n-postings/--query-cut/--heap-factor apply to --approx; add it")
+    if not approx and any(v is not None for v in [*knobs.values(), target_recall]):
+        raise ConfigError(
+            "--n-postings/--query-cut/--heap-factor/--target-recall apply to --approx; add it"
+        )
     real = concat([load_vectors(p) for p in source])
     sizes = n_docs or [100_000, 1_000_000, 10_000_000]
     rows = scale.bench_scale(
         real, sizes, k=k, quantize=quantize, seed=seed, parent_share=parent_share,
-        max_queries=max_queries, min_seconds=min_seconds, approx=approx_cfg, echo=_echo,
+        max_queries=max_queries, min_seconds=min_seconds, approx=approx_cfg,
+        target_recall=target_recall, echo=_echo,
     )  # fmt: skip
     meta = {
         "source": real.describe(),
@@ -263,6 +275,7 @@ def bench_scale_cmd(
         "seed": seed,
         "parent_share": parent_share,
         "approx": approx_cfg,
+        "target_recall": target_recall,
     }
     out.mkdir(parents=True, exist_ok=True)
     write_text(out / "bench.json", json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")

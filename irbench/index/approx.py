@@ -74,6 +74,8 @@ _ARRAYS = {
     "ent_blk": (np.uint16, 1),
     "ent_val": (np.uint8, 1),
 }
+#: what ``search(..., return_work=True)`` counts per query
+WORK_COLUMNS = ("lists", "summary_entries", "block_bounds", "blocks", "doc_rows", "row_entries")
 DEFAULTS: dict[str, Any] = {
     "n_postings": None,
     "pruning": "global",
@@ -140,6 +142,15 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     v = np.asarray(a).view()
     v.flags.writeable = False
     return v
+
+
+def _canonical_queries(queries: Any) -> sp.csr_matrix:
+    """CSR with sorted, summed duplicate entries (a copy only when needed)."""
+    q = queries if sp.issparse(queries) and queries.format == "csr" else sp.csr_matrix(queries)
+    if not q.has_canonical_format:
+        q = q.copy()
+        q.sum_duplicates()
+    return q
 
 
 def _check_knobs(cfg: dict[str, Any]) -> None:
@@ -301,6 +312,24 @@ class ApproxIndex:
             heap_factor=float(new["heap_factor"]),
             sorted_terms=int(new["sorted_terms"]),
         )
+
+    def calibrate(
+        self,
+        queries: sp.csr_matrix,
+        k: int,
+        target_recall: float = 0.95,
+        *,
+        exact: np.ndarray | None = None,
+        threads: int = 0,
+    ):
+        """Pick the cheapest ``query_cut`` / ``heap_factor`` whose mean recall@k on
+        ``queries`` reaches ``target_recall`` (:func:`irbench.index.tuning.calibrate`), make
+        it this index's default and return the :class:`~irbench.index.tuning.Calibration`."""
+        from irbench.index.tuning import calibrate
+
+        result = calibrate(self, queries, k, target_recall, exact=exact, threads=threads)
+        self.configure(**result.knobs)
+        return result
 
     # ------------------------------------------------------------------------------ build
 
@@ -552,6 +581,41 @@ class ApproxIndex:
 
     # ----------------------------------------------------------------------------- search
 
+    def exact_search(self, queries: sp.csr_matrix, k: int, threads: int = 0):
+        """Exact top-k by brute force over the forward index (every doc scored):
+        ``(scores, doc_idx)`` as :meth:`search`, with the scores :meth:`search` computes
+        and the same order, so that ``search`` with the exactness condition returns the
+        same rows. The recall reference of :func:`irbench.index.tuning.calibrate`; one pass
+        over the forward index per 16 queries."""
+        k = int(k)
+        if k < 0:
+            raise ConfigError(f"k={k}: must be >= 0")
+        q = _canonical_queries(queries)
+        nq = int(q.shape[0])
+        out_s = np.full((nq, k), -np.inf, dtype=np.float32)
+        out_d = np.full((nq, k), -1, dtype=np.int64)
+        if nq == 0 or k == 0 or self.nnz == 0 or q.nnz == 0:
+            return out_s, out_d
+        n_threads = base.resolve_threads(threads)
+        n_workers = max(1, min(n_threads, -(-nq // ak.LANES)))
+        with base.numba_threads(n_threads):
+            ak.forward_topk(
+                self.arrays["fwd_indptr"],
+                self.arrays["fwd_pack"],
+                self.arrays["fwd_data"],
+                np.uint32(self._pack_shift),
+                q.indptr.astype(np.int64, copy=False),
+                q.indices.astype(np.int64, copy=False),
+                q.data.astype(np.float32, copy=False),
+                k,
+                np.zeros((n_workers, self.n_terms, ak.LANES), dtype=np.float32),
+                np.empty((n_workers, ak.LANES, k), dtype=np.float32),
+                np.empty((n_workers, ak.LANES, k), dtype=np.int64),
+                out_s,
+                out_d,
+            )
+        return out_s, out_d
+
     def _take_scratch(self, n_workers: int) -> tuple[tuple[np.ndarray, ...], bool]:
         cached = self._scratch_lock.acquire(blocking=False)
         if cached:
@@ -582,12 +646,15 @@ class ApproxIndex:
         query_cut: int | None = None,
         heap_factor: float | None = None,
         sorted_terms: int | None = None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+        return_work: bool = False,
+    ) -> tuple[np.ndarray, ...]:
         """Approximate top-k: ``(scores float32 [nq, k], doc_idx int64 [nq, k])``.
 
         Rows best-first (score desc, doc index asc), padded with -inf / -1. Scores are exact
         dot products. ``query_cut`` (0 = all terms), ``heap_factor`` and ``sorted_terms``
         default to the values the index was built with. ``threads`` as :meth:`NumbaIndex.search`.
+        With ``return_work``, a third array ``int64 [nq, 4]`` counts what each query read
+        (:data:`WORK_COLUMNS`); it does not depend on ``threads``.
         """
         k = int(k)
         if k < 0:
@@ -596,15 +663,13 @@ class ApproxIndex:
         hf = float(self.cfg["heap_factor"] if heap_factor is None else heap_factor)
         st = int(self.cfg["sorted_terms"] if sorted_terms is None else sorted_terms)
         _check_knobs({**self.cfg, "query_cut": qc, "heap_factor": hf, "sorted_terms": st})
-        q = queries if sp.issparse(queries) and queries.format == "csr" else sp.csr_matrix(queries)
-        if not q.has_canonical_format:
-            q = q.copy()
-            q.sum_duplicates()
+        q = _canonical_queries(queries)
         nq = int(q.shape[0])
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
         out_d = np.full((nq, k), -1, dtype=np.int64)
+        work = np.zeros((nq, len(WORK_COLUMNS)), dtype=np.int64)
         if nq == 0 or k == 0 or self.nnz == 0 or q.nnz == 0:
-            return out_s, out_d
+            return (out_s, out_d, work) if return_work else (out_s, out_d)
         q_indptr = q.indptr.astype(np.int64, copy=False)
         q_indices = q.indices.astype(np.int64, copy=False)
         q_data = q.data.astype(np.float32, copy=False)
@@ -640,8 +705,9 @@ class ApproxIndex:
                     heap_d,
                     out_s,
                     out_d,
+                    work,
                 )
             finally:
                 if cached:
                     self._scratch_lock.release()
-        return out_s, out_d
+        return (out_s, out_d, work) if return_work else (out_s, out_d)

@@ -605,9 +605,12 @@ def _visit_block(
     fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,
     blk, k, qdense, stamp, gen, hs, hd, size,
 ):  # pragma: no cover  # fmt: skip
-    """Offer every doc of block ``blk`` not seen yet this query to the heap; the new size."""
+    """Offer every doc of block ``blk`` not seen yet this query to the heap:
+    ``(new size, doc rows read, row entries read)``."""
     p0 = blk_ptr[blk]
     p1 = blk_ptr[blk + 1]
+    rows = 0
+    entries = 0
     for p in range(p0, p1):
         # the next doc's mark and packed row start loading while this one is scored
         if p + 2 < p1:
@@ -627,7 +630,9 @@ def _visit_block(
         stamp[d] = gen
         e0 = fwd_indptr[d]
         e1 = fwd_indptr[d + 1]
+        rows += 1
         if size == k:
+            entries += e1 - e0
             # filter on the packed row first: its weights are rounded up, and the
             # 4-way float32 sum errs by less than (n - 1) * 2^-24 of it for these
             # non-negative products, so a doc it puts clearly below the k-th score
@@ -635,13 +640,14 @@ def _visit_block(
             s4 = _dot4(qdense, fwd_pack, shift, e0, e1) * pscale
             if s4 * (np.float32(1.0) + np.float32(e1 - e0) * EPS) < hs[0]:
                 continue
+        entries += e1 - e0
         s = np.float32(0.0)  # the exact score: serial, ascending term id
         for e in range(e0, e1):
             s += qdense[fwd_pack[e] >> shift] * fwd_data[e]
         if size == k and _worse(s, d, hs[0], hd[0]):
             continue
         size = _heap_offer(hs, hd, size, k, s, d)
-    return size
+    return size, rows, entries
 
 
 @njit(nogil=True)
@@ -677,6 +683,7 @@ def _search_one(
     hd,
     out_s,
     out_d,
+    work,
 ):  # pragma: no cover
     n_terms = term_blocks.shape[0] - 1
     nq = q1 - q0
@@ -698,12 +705,20 @@ def _search_one(
     cut = min(cnt, query_cut)
     hf = np.float32(heap_factor)
     size = 0
+    n_terms_read = 0  # counted work (see search_batch)
+    n_sum = 0
+    n_bounds = 0
+    n_blk = 0
+    n_rows = 0
+    n_ent = 0
     for rank in range(cut):
         t = cand_t[order[rank]]
         b0 = term_blocks[t]
         nb = term_blocks[t + 1] - b0
         if nb == 0:
             continue
+        n_terms_read += 1
+        n_bounds += nb
         # summary bounds of the term's blocks, visited best first: the summaries are stored
         # component-major, so only the query's components are touched (one galloping search
         # per query term, ascending)
@@ -735,6 +750,7 @@ def _search_one(
             if np.int64(comps[lo]) == qt:
                 qv = cand_v[r]
                 x1 = comp_off[lo + 1] if lo + 1 < c1 else eend
+                n_sum += np.int64(x1) - np.int64(comp_off[lo])
                 for x in range(ebase + comp_off[lo], ebase + x1):
                     bounds[ent_blk[x]] += qv * np.float32(ent_val[x])
         for i in range(nb):
@@ -745,21 +761,33 @@ def _search_one(
             for i in range(nb):
                 if size == k and -bounds[border[i]] < hf * hs[0]:
                     break  # bounds only fall and the threshold only rises
-                size = _visit_block(
+                size, vr, ve = _visit_block(
                     fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,
                     b0 + border[i], k, qdense, stamp, gen, hs, hd, size,
                 )  # fmt: skip
+                n_blk += 1
+                n_rows += vr
+                n_ent += ve
         else:
             # stored order (Seismic's order after its first term)
             for i in range(nb):
                 if size == k and -bounds[i] < hf * hs[0]:
                     continue
-                size = _visit_block(
+                size, vr, ve = _visit_block(
                     fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,
                     b0 + i, k, qdense, stamp, gen, hs, hd, size,
                 )  # fmt: skip
+                n_blk += 1
+                n_rows += vr
+                n_ent += ve
     for i in range(cnt):
         qdense[cand_t[i]] = 0
+    work[0] = n_terms_read
+    work[1] = n_sum
+    work[2] = n_bounds
+    work[3] = n_blk
+    work[4] = n_rows
+    work[5] = n_ent
     while size > 0:
         size -= 1
         out_s[size] = hs[0]
@@ -801,8 +829,13 @@ def search_batch(
     heap_d,
     out_s,
     out_d,
+    work,
 ):  # pragma: no cover
     """Approximate top-k of every query row into ``out_s``/``out_d`` (pre-filled -inf / -1).
+
+    ``work[qi]`` (int64) receives what query ``qi`` read: posting lists, summary entries,
+    block bounds computed, blocks visited, doc rows read, row entries read (the packed-row
+    filter and the exact score each count a row's entries).
 
     ``qdense`` must be zero on entry (and is again on return); ``stamp``/``gens`` carry the
     per-worker visited marks across calls (``stamp[w, d] == gens[w]`` = seen this query).
@@ -848,4 +881,79 @@ def search_batch(
                 heap_d[w],
                 out_s[qi],
                 out_d[qi],
+                work[qi],
             )
+
+
+# ------------------------------------------------------------------------ exact reference
+
+#: queries scored together by :func:`forward_topk` (one pass over the forward index each)
+LANES = 16
+
+
+@njit(cache=True, nogil=True, parallel=True)
+def forward_topk(
+    fwd_indptr, fwd_pack, fwd_data, shift, q_indptr, q_indices, q_data, k, qmat, heap_s,
+    heap_d, out_s, out_d,
+):  # pragma: no cover  # fmt: skip
+    """Exact top-k of every query row by a scan of the forward index, into ``out_s``/``out_d``
+    (pre-filled -inf / -1): the brute-force reference that :mod:`irbench.index.tuning`
+    measures recall against.
+
+    Queries go in batches of :data:`LANES` (``prange`` over workers, batches strided over
+    workers), each batch one pass over every doc row. A doc's score for a query is
+    ``sum q[t] * w`` over the row in ascending term order, serially in float32: the sum
+    :func:`_visit_block` computes, so scores and ties (doc asc) agree bit for bit. Only
+    query entries of weight > 0 count, and only docs of score > 0 are returned.
+    ``qmat`` (float32 ``[workers, n_terms, LANES]``) must be zero; it is again on return.
+    """
+    n_workers = qmat.shape[0]
+    n_terms = qmat.shape[1]
+    n_docs = fwd_indptr.shape[0] - 1
+    nq = q_indptr.shape[0] - 1
+    n_batches = (nq + LANES - 1) // LANES
+    for w in prange(n_workers):
+        qm = qmat[w]
+        hs = heap_s[w]
+        hd = heap_d[w]
+        size = np.zeros(LANES, dtype=np.int64)
+        s = np.zeros(LANES, dtype=np.float32)
+        for bi in range(w, n_batches, n_workers):
+            q0 = bi * LANES
+            nb = min(nq - q0, LANES)
+            for b in range(nb):
+                size[b] = 0
+                for j in range(q_indptr[q0 + b], q_indptr[q0 + b + 1]):
+                    t = np.int64(q_indices[j])
+                    v = np.float32(q_data[j])
+                    if t >= 0 and t < n_terms and v > 0:
+                        qm[t, b] = v
+            for d in range(n_docs):
+                e0 = fwd_indptr[d]
+                e1 = fwd_indptr[d + 1]
+                if e0 == e1:
+                    continue
+                for b in range(LANES):
+                    s[b] = 0
+                for e in range(e0, e1):
+                    row = qm[fwd_pack[e] >> shift]
+                    x = fwd_data[e]
+                    for b in range(LANES):
+                        s[b] += row[b] * x
+                for b in range(nb):
+                    v = s[b]
+                    if v > 0 and (size[b] < k or not _worse(v, d, hs[b, 0], hd[b, 0])):
+                        size[b] = _heap_offer(hs[b], hd[b], size[b], k, v, d)
+            for b in range(nb):
+                for j in range(q_indptr[q0 + b], q_indptr[q0 + b + 1]):
+                    t = np.int64(q_indices[j])
+                    if t >= 0 and t < n_terms:
+                        qm[t, b] = 0
+                n = size[b]
+                while n > 0:
+                    n -= 1
+                    out_s[q0 + b, n] = hs[b, 0]
+                    out_d[q0 + b, n] = hd[b, 0]
+                    hs[b, 0] = hs[b, n]
+                    hd[b, 0] = hd[b, n]
+                    _sift_down(hs[b], hd[b], n, 0)
