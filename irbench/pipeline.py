@@ -20,7 +20,7 @@ from irbench.types import RowBlocks
 
 INDEX_FORMAT = 3  # 2: entries carry doc_df.npy; 3: checksummed completion marker
 ENCODED_FORMAT = 2  # 2: checksummed chunks
-CALIBRATION_FORMAT = 1
+CALIBRATION_FORMAT = 1  # bump when irbench.index.tuning changes its ladders or its cost
 
 
 @dataclass

@@ -244,3 +244,20 @@ def test_pipeline_rejects_calibrating_an_exact_index(beir_dir, tmp_path):
         run(_cfg(beir_dir, tmp_path, "calibrate.target_recall=0.9", index=("index=numba",)))
     with pytest.raises(ConfigError, match="target_recall=1.5"):
         run(_cfg(beir_dir, tmp_path, "calibrate.target_recall=1.5"))
+
+
+def test_cli_prints_the_calibration_and_reports_bad_settings_in_one_line(beir_dir, workdir):
+    from typer.testing import CliRunner
+
+    from irbench.cli.app import app
+
+    runner = CliRunner()
+    base = ["run", "dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}", "k=20"]
+    ok = runner.invoke(app, [*base, "index=numba_approx", "calibrate.target_recall=0.9"])
+    assert ok.exit_code == 0, ok.output
+    assert "calibrated: query_cut=" in ok.output and "reaches target 0.9" in ok.output
+    doctor = runner.invoke(app, ["doctor", "--json"])
+    assert json.loads(doctor.output)["cache"]["entries"]["calibrations"] == 1
+    bad = runner.invoke(app, [*base, "calibrate.target_recall=0.9"])  # index=numba
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    assert "index=numba has no search knobs" in bad.output

@@ -64,6 +64,7 @@ def report(cache_dir: str | Path) -> dict[str, Any]:
             "index": sum(1 for p in cache.glob("index/*/COMPLETE") if _visible(p.parent)),
             "encoded": len({p.parent.parent for p in cache.glob("encoded/*/chunk-*/COMPLETE")}),
             "encoded_chunks": len(list(cache.glob("encoded/*/chunk-*/COMPLETE"))),
+            "calibrations": len(list(cache.glob("calibration/*.json"))),
         },
         "stale_temporaries": _stale_temporaries(cache),
     }
