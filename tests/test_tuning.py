@@ -253,9 +253,8 @@ def test_cli_prints_the_calibration_and_reports_bad_settings_in_one_line(beir_di
 
     runner = CliRunner()
     base = ["run", "dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}", "k=20"]
-    ok = runner.invoke(
-        app, [*base, "index=numba_approx", "index.n_postings=0", "calibrate.target_recall=0.9"]
-    )
+    unpruned = ["index=numba_approx", "index.n_postings=0", "index.summary_energy=1.0"]
+    ok = runner.invoke(app, [*base, *unpruned, "calibrate.target_recall=0.9"])
     assert ok.exit_code == 0, ok.output
     assert "calibrated: query_cut=" in ok.output and "reaches target 0.9" in ok.output
     doctor = runner.invoke(app, ["doctor", "--json"])
