@@ -439,17 +439,12 @@ def calibrate_search(
     if 0 < n < len(queries):
         rng = np.random.default_rng(int(cfg.seed))
         picked = np.sort(rng.choice(len(queries), size=n, replace=False)).tolist()
-    qvecs = handle.encoder.encode_queries([queries[i] for i in picked])
+    sample = [queries[i] for i in picked]
     depth = int(cfg.k) + (1 if cfg.dataset.drop_self_hits else 0)
-    q = qvecs.tocsr()
-    q.sort_indices()
-    key = content_key(
-        handle.path.name,
-        hashlib.sha256(q.indptr.tobytes() + q.indices.tobytes() + q.data.tobytes()).hexdigest(),
-        depth,
-        target,
-        CALIBRATION_FORMAT,
-    )
+    # keyed on the texts (the index entry's name holds the encoder's config): a cached
+    # calibration needs no query encoding
+    texts = hashlib.sha256(json.dumps([tuple(q) for q in sample]).encode()).hexdigest()
+    key = content_key(handle.path.name, texts, depth, target, CALIBRATION_FORMAT)
     path = Path(cfg.cache_dir) / "calibration" / f"{handle.path.name}.{key}.json"
     cached = path.is_file()
     if cached:
@@ -460,6 +455,7 @@ def calibrate_search(
         except (OSError, ValueError, KeyError, TypeError, ConfigError):
             cached = False  # unreadable: calibrate again and overwrite it
     if not cached:
+        qvecs = handle.encoder.encode_queries(sample)
         result = handle.index.calibrate(qvecs, depth, target, threads=int(cfg.threads))
         summary = result.as_dict()
         write_json(path, summary)
