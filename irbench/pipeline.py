@@ -20,7 +20,7 @@ from irbench.types import RowBlocks
 
 INDEX_FORMAT = 3  # 2: entries carry doc_df.npy; 3: checksummed completion marker
 ENCODED_FORMAT = 2  # 2: checksummed chunks
-CALIBRATION_FORMAT = 1  # bump when irbench.index.tuning changes its ladders or its cost
+CALIBRATION_FORMAT = 2  # bump when irbench.index.tuning changes its ladders or its cost
 
 
 @dataclass
@@ -97,6 +97,13 @@ def _index_owner(index_cfg: Any) -> Any:
         return getattr(get_method(str(index_cfg.get("_target_"))), "__self__", None)
     except Exception:  # an unknown target fails later, with instantiate's own message
         return None
+
+
+def calibration_knobs(index_cfg: Any) -> tuple[str, ...]:
+    """The search knobs ``calibrate.target_recall`` sets for this index config (the index
+    class's ``calibration_knobs``; empty when it has none to calibrate)."""
+    knobs = getattr(_index_owner(index_cfg), "calibration_knobs", None)
+    return tuple(knobs(index_cfg)) if knobs is not None else ()
 
 
 def search_time_keys(index_cfg: Any) -> tuple[str, ...]:
@@ -391,15 +398,19 @@ class SparsityStats:
 
 def check_calibration(cfg: Any) -> tuple[float, int] | None:
     """``(target_recall, sample size)`` of ``calibrate``, None when off; ConfigError for
-    bad values or an index without search knobs (checked before any work is done)."""
+    bad values, an index without search knobs or a ``calibrate.split`` the dataset cannot
+    give (checked before any work is done)."""
     options = cfg.get("calibrate") or {}
     target = options.get("target_recall")
     if target is None:
         return None
-    if not hasattr(_index_owner(cfg.index), "calibrate"):
+    if not calibration_knobs(cfg.index):
+        factory = cfg.index.get("factory")
         raise ConfigError(
-            f"calibrate.target_recall: index={cfg.index.name} has no search knobs to "
-            "calibrate; use index=numba_approx, or drop the override"
+            f"calibrate.target_recall: index={cfg.index.name}"
+            + (f" with index.factory={factory}" if factory else "")
+            + " has no search knobs to calibrate; use index=numba_approx, or index=faiss "
+            "with an IVF or HNSW factory, or drop the override"
         )
     try:
         target, n = float(target), int(options.get("queries") or 0)
@@ -411,7 +422,42 @@ def check_calibration(cfg: Any) -> tuple[float, int] | None:
         raise ConfigError(f"calibrate.target_recall={target}: give a fraction in (0, 1]")
     if n < 0:
         raise ConfigError(f"calibrate.queries={n}: give a count >= 1 (0 = all queries)")
+    split = options.get("split")
+    if split is not None:
+        from irbench.data.beir import beir_splits
+
+        ds = cfg.dataset
+        if ds.get("path"):
+            if str(split) not in beir_splits(ds.path):
+                have = ", ".join(beir_splits(ds.path)) or "none"
+                raise ConfigError(
+                    f"calibrate.split={split}: {ds.path} has no qrels/{split}.tsv (splits: {have})"
+                )
+        elif ds.get("corpus") or ds.get("topics") or not ds.get("irds_id"):
+            raise ConfigError(
+                f"calibrate.split={split}: only a BEIR folder (dataset.path) or an "
+                "ir_datasets dataset has other query sets; drop calibrate.split"
+            )
     return target, n
+
+
+def calibration_queries(cfg: Any, queries: list) -> list:
+    """The queries to calibrate on: ``queries`` (the evaluated split), or those of
+    ``calibrate.split`` -- another split of a BEIR folder, or for an ir_datasets dataset
+    the id of the dataset whose queries to use (e.g. ``beir/scifact/train``)."""
+    from omegaconf import OmegaConf
+
+    from irbench.data import make_dataset
+
+    split = (cfg.get("calibrate") or {}).get("split")
+    if split is None:
+        return queries
+    ds = OmegaConf.to_container(cfg.dataset, resolve=True)
+    if ds.get("path"):
+        other = make_dataset(**{**ds, "split": str(split)})
+    else:
+        other = make_dataset(name=f"{ds['name']}:{split}", irds_id=str(split))
+    return list(other.queries_iter())
 
 
 def calibrate_search(
@@ -419,7 +465,8 @@ def calibrate_search(
 ) -> dict[str, Any] | None:
     """With ``calibrate.target_recall`` set, set the index's search knobs to the cheapest
     setting reaching that mean recall@k against exact top-k on a seeded sample of
-    ``queries`` (:meth:`ApproxIndex.calibrate`); the result is cached in
+    ``queries`` or of ``calibrate.split``'s (:func:`calibration_queries`; the index's
+    ``calibrate``: :meth:`ApproxIndex.calibrate`, :meth:`FaissIndex.calibrate`); cached in
     ``cache_dir/calibration`` and summarised in ``record["calibration"]``. Deterministic:
     the same index, queries and settings give the same knobs (cost is counted, not timed).
     """
@@ -435,6 +482,11 @@ def calibrate_search(
         return None
     target, n = options
     t0 = time.perf_counter()
+    evaluated = {q.query_id for q in queries}
+    queries = calibration_queries(cfg, queries)
+    if not queries:
+        split = (cfg.get("calibrate") or {}).get("split")
+        raise ConfigError(f"calibrate.split={split}: no queries to calibrate on")
     picked = range(len(queries))
     if 0 < n < len(queries):
         rng = np.random.default_rng(int(cfg.seed))
@@ -444,7 +496,14 @@ def calibrate_search(
     # keyed on the texts (the index entry's name holds the encoder's config): a cached
     # calibration needs no query encoding
     texts = hashlib.sha256(json.dumps([tuple(q) for q in sample]).encode()).hexdigest()
-    key = content_key(handle.path.name, texts, depth, target, CALIBRATION_FORMAT)
+    # search settings that are not calibrated still steer the result (sorted_terms; the
+    # ef_search of an IVF's HNSW quantizer): part of the key, unlike the entry's name
+    fixed = {
+        key: cfg.index.get(key)
+        for key in search_time_keys(cfg.index)
+        if key not in calibration_knobs(cfg.index)
+    }
+    key = content_key(handle.path.name, texts, depth, target, fixed, CALIBRATION_FORMAT)
     path = Path(cfg.cache_dir) / "calibration" / f"{handle.path.name}.{key}.json"
     cached = path.is_file()
     if cached:
@@ -461,6 +520,9 @@ def calibrate_search(
         write_json(path, summary)
     record["calibration"] = {
         **summary,
+        "split": (cfg.get("calibrate") or {}).get("split"),
+        # sampled queries that are also evaluated (0: tuned on held-out queries)
+        "evaluated_queries_seen": sum(q.query_id in evaluated for q in sample),
         "cached": cached,
         "file": str(path),
         "seconds": round(time.perf_counter() - t0, 3),
@@ -649,7 +711,7 @@ def run_fused(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], 
         with open_dict(sub):
             sub.fusion = None
             sub.encoder, sub.index = encoder, index
-            if not hasattr(_index_owner(index), "calibrate"):
+            if not calibration_knobs(index):
                 sub.calibrate = None  # calibrate.target_recall concerns the approximate input
             sub.run_dir = str(Path(cfg.run_dir) / "inputs" / f"{n}-{encoder.name}.{index.name}")
         with stage(stages, f"input{n}"):

@@ -131,7 +131,7 @@ def test_bench_scale_approx_rows_and_recall(real, parent_share):
 
 
 def test_bench_scale_calibrated_row_is_scored_on_held_out_queries(real):
-    from irbench.index.tuning import calibrate
+    from irbench.index.tuning import calibrate_approx
 
     kw = {"min_seconds": 0.0, "echo": lambda _: None}
     n = 2 * CHUNK
@@ -145,8 +145,9 @@ def test_bench_scale_calibrated_row_is_scored_on_held_out_queries(real):
     docs = Synthesizer(real, seed=0).block(0, n)
     index = ApproxIndex.build(docs, **knobs)
     exact = NumbaIndex.build(docs).search(real.queries, 10)[1]
-    cal = calibrate(index, real.queries[tune], 10, 0.9, exact=exact[tune])
-    assert row["setting"].startswith(f"query_cut={cal.query_cut} heap_factor={cal.heap_factor}")
+    cal = calibrate_approx(index, real.queries[tune], 10, 0.9, exact=exact[tune])
+    qc, hf = cal.knobs["query_cut"], cal.knobs["heap_factor"]
+    assert row["setting"].startswith(f"query_cut={qc} heap_factor={hf}")
     found = index.search(real.queries[held], 10, **cal.knobs)[1]
     assert row["queries"] == len(held) and row["recall"] == recall_at_k(found, exact[held])
     assert "held-out half" in to_markdown(rows, {"source": "x", "machine": "m"})

@@ -52,7 +52,7 @@ def bench_scale(
     """Rows by ascending size, ``numba`` then ``numba_approx``; see the module docstring.
 
     With ``target_recall`` (and ``approx``), a third row per size: numba_approx with its
-    search knobs calibrated to that recall (:func:`irbench.index.tuning.calibrate`) on a
+    search knobs calibrated to that recall (:func:`irbench.index.tuning.calibrate_approx`) on a
     seeded half of the queries, timed and scored on the other half.
     """
     synth = Synthesizer(real, seed, parent_share)
@@ -203,14 +203,14 @@ def _approx_row(spill, queries, k, approx, exact, min_seconds, echo) -> tuple[di
 def _calibrated_row(arow, index, queries, k, exact, target, seed, min_seconds, echo) -> dict:
     """``index`` calibrated to ``target`` on a seeded half of ``queries`` (exact top-k
     ``exact``), timed and scored on the other half."""
-    from irbench.index.tuning import calibrate
+    from irbench.index.tuning import calibrate_approx
 
     n = queries.shape[0]
     perm = np.random.default_rng(seed).permutation(n)
     tune, held = np.sort(perm[: n // 2]), np.sort(perm[n // 2 :])
     echo(f"scale: {arow['docs']:,} docs: calibrating numba_approx to recall {target} ...")
     t0 = time.perf_counter()
-    cal = calibrate(index, queries[tune], k, target, exact=exact[tune])
+    cal = calibrate_approx(index, queries[tune], k, target, exact=exact[tune])
     calibrate_s = time.perf_counter() - t0
     echo(f"scale: calibrated in {calibrate_s:.1f} s: {cal.describe()}")
 
@@ -221,7 +221,8 @@ def _calibrated_row(arow, index, queries, k, exact, target, seed, min_seconds, e
         **arow,
         "engine": "numba_approx calibrated",
         "setting": (
-            f"query_cut={cal.query_cut} heap_factor={cal.heap_factor} (target {target}: "
+            f"query_cut={cal.knobs['query_cut']} heap_factor={cal.knobs['heap_factor']} "
+            f"(target {target}: "
             f"{cal.recall:.3f} on {len(tune)} queries, {calibrate_s:.0f} s)"
         ),
         **_timings(search, queries[held], k, min_seconds),

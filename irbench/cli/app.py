@@ -47,7 +47,9 @@ def _print_calibration(summary: dict | None) -> None:
         from irbench.index.tuning import Calibration
 
         cached = " (cached)" if summary.get("cached") else ""
-        typer.echo(f"calibrated{cached}: {Calibration.from_dict(summary).describe()}", err=True)
+        split = f" on split {summary['split']}" if summary.get("split") else ""
+        line = Calibration.from_dict(summary).describe()
+        typer.echo(f"calibrated{cached}{split}: {line}", err=True)
 
 
 @app.command(epilog=_EPILOG)

@@ -313,6 +313,11 @@ class ApproxIndex:
             sorted_terms=int(new["sorted_terms"]),
         )
 
+    @staticmethod
+    def calibration_knobs(cfg: Any = None) -> tuple[str, ...]:
+        """The search knobs :meth:`calibrate` sets (for the config check before any work)."""
+        return ("query_cut", "heap_factor")
+
     def calibrate(
         self,
         queries: sp.csr_matrix,
@@ -323,11 +328,11 @@ class ApproxIndex:
         threads: int = 0,
     ):
         """Pick the cheapest ``query_cut`` / ``heap_factor`` whose mean recall@k on
-        ``queries`` reaches ``target_recall`` (:func:`irbench.index.tuning.calibrate`), make
-        it this index's default and return the :class:`~irbench.index.tuning.Calibration`."""
-        from irbench.index.tuning import calibrate
+        ``queries`` reaches ``target_recall`` (:func:`irbench.index.tuning.calibrate_approx`),
+        make it this index's default and return the :class:`~irbench.index.tuning.Calibration`."""
+        from irbench.index.tuning import calibrate_approx
 
-        result = calibrate(self, queries, k, target_recall, exact=exact, threads=threads)
+        result = calibrate_approx(self, queries, k, target_recall, exact=exact, threads=threads)
         self.configure(**result.knobs)
         return result
 
@@ -585,7 +590,7 @@ class ApproxIndex:
         """Exact top-k by brute force over the forward index (every doc scored):
         ``(scores, doc_idx)`` as :meth:`search`, with the scores :meth:`search` computes
         and the same order, so that ``search`` with the exactness condition returns the
-        same rows. The recall reference of :func:`irbench.index.tuning.calibrate`; one pass
+        same rows. The recall reference of :func:`irbench.index.tuning.calibrate_approx`; one pass
         over the forward index per 16 queries."""
         k = int(k)
         if k < 0:

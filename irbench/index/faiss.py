@@ -14,6 +14,11 @@ a tie that straddles the k-th place is resolved by searching deeper, so ``Flat``
 exactly the top k by ``(-score, idx)``. Saved as ``header.json`` + ``index.faiss``, memory-mapped
 on load where FAISS supports it (flat codes, HNSW storage, IVF lists).
 
+``calibrate.target_recall`` sets the search knob from measurement (:meth:`FaissIndex.calibrate`,
+:func:`irbench.index.tuning.calibrate_faiss`): ``nprobe`` for IVF factories, ``ef_search`` for
+HNSW ones, the smallest value whose recall@k against the index's exhaustive search reaches
+the target.
+
 GPU FAISS (a ``faiss-gpu`` build) is used when ``gpu`` is true, or ``auto`` and a GPU is
 visible and the index type has a GPU version (not HNSW); the saved file is always the CPU form.
 HNSW graphs built with several threads depend on thread scheduling (FAISS adds in parallel):
@@ -23,6 +28,7 @@ rebuilds may differ slightly; searching one saved index is deterministic.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,8 @@ FORMAT = 1
 INDEX_FILE = "index.faiss"
 METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 _PAD = np.float32(-3.0e38)  # FAISS marks missing hits with -FLT_MAX (ip) / +FLT_MAX (l2)
+#: the largest ``ef_search`` calibration tries (or k, when larger)
+EF_SEARCH_MAX = 4096
 
 
 def _one_line(exc: BaseException | None) -> str:
@@ -156,6 +164,107 @@ class FaissIndex:
                 space.set_index_parameter(self.index, name, int(value))
             except RuntimeError:  # the index has no such parameter (e.g. nprobe on Flat)
                 pass
+
+    # ------------------------------------------------------------------------ calibration
+
+    @staticmethod
+    def calibration_knobs(cfg: Any) -> tuple[str, ...]:
+        """The knob :meth:`calibrate` sets for the factory of the index config ``cfg``:
+        ``nprobe`` for IVF factories, ``ef_search`` for HNSW ones, none otherwise (checked
+        from the factory string, before any work is done)."""
+        factory = str((cfg or {}).get("factory") or "")
+        if re.search(r"(^|,)(IVF|IMI)", factory):
+            return ("nprobe",)
+        if factory.startswith("HNSW"):
+            return ("ef_search",)
+        return ()
+
+    def _ivf(self) -> Any:
+        """The IndexIVF inside (also under a pre-transform such as OPQ or PCA), or None."""
+        return faiss.try_extract_index_ivf(faiss.downcast_index(self.cpu_index))
+
+    def calibration_range(self, k: int) -> tuple[str, int, int, str]:
+        """``(knob, lowest, highest, advice when even the highest misses)`` for
+        :func:`~irbench.index.tuning.calibrate_faiss`; ConfigError for other index types."""
+        ivf = self._ivf()
+        if ivf is not None:
+            return "nprobe", 1, int(ivf.nlist), "recall stays below it with every list probed"
+        if isinstance(faiss.downcast_index(self.cpu_index), faiss.IndexHNSW):
+            high = max(int(k), min(self.n_docs, EF_SEARCH_MAX))
+            hint = (
+                "the graph caps recall: rebuild with more links (e.g. HNSW64) or a larger "
+                "index.ef_construction"
+            )
+            return "ef_search", int(k), high, hint
+        raise ConfigError(
+            f"index.factory={self.factory!r}: no search knob to calibrate; calibration "
+            "supports IVF factories (nprobe) and HNSW factories (ef_search)"
+        )
+
+    def _params(self, nprobe: int | None = None, ef_search: int | None = None) -> Any:
+        """Per-call FAISS SearchParameters for ``nprobe`` (IVF; the HNSW quantizer of an
+        IVF gets ``ef_search``) or ``ef_search`` (HNSW); None when both are None."""
+        if nprobe is None and ef_search is None:
+            return None
+        base = faiss.downcast_index(self.cpu_index)
+        ivf = self._ivf()
+        if ivf is not None:
+            params = faiss.SearchParametersIVF(nprobe=int(nprobe or ivf.nprobe))
+            if ef_search is not None:
+                params.quantizer_params = faiss.SearchParametersHNSW(efSearch=int(ef_search))
+            if isinstance(base, faiss.IndexPreTransform):
+                params = faiss.SearchParametersPreTransform(index_params=params)
+            return params
+        if isinstance(base, faiss.IndexHNSW) and ef_search is not None:
+            return faiss.SearchParametersHNSW(efSearch=int(ef_search))
+        return None
+
+    def counted_search(
+        self, queries: np.ndarray, k: int, threads: int = 0, **knobs: Any
+    ) -> tuple[np.ndarray, float]:
+        """``(doc_idx [nq, k], distances computed per query)`` with the search knobs
+        ``knobs`` for this call only (FAISS's IVF and HNSW statistics; 0 on GPU)."""
+        faiss.cvar.indexIVF_stats.reset()
+        faiss.cvar.hnsw_stats.reset()
+        _, idx = self.search(queries, k, threads, params=self._params(**knobs))
+        ndis = int(faiss.cvar.indexIVF_stats.ndis) + int(faiss.cvar.hnsw_stats.ndis)
+        return idx, ndis / max(1, len(idx))
+
+    def exact_search(
+        self, queries: np.ndarray, k: int, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The top-k of an exhaustive search over the index's own codes: every IVF list
+        probed, an HNSW graph's flat storage scanned, an exhaustive index as it is. The
+        recall reference of :meth:`calibrate` (exact over the doc vectors for ``...,Flat``
+        and ``HNSW`` factories; over the compressed codes for PQ / SQ ones)."""
+        ivf = self._ivf()
+        if ivf is not None:
+            nlist = int(ivf.nlist)
+            return self.search(queries, k, threads, params=self._params(nlist, nlist))
+        base = faiss.downcast_index(self.cpu_index)
+        if isinstance(base, faiss.IndexHNSW):
+            flat = FaissIndex(base.storage, factory=f"{self.factory} storage", metric=self.metric)
+            return flat.search(queries, k, threads)
+        return self.search(queries, k, threads)
+
+    def calibrate(
+        self,
+        queries: np.ndarray,
+        k: int,
+        target_recall: float = 0.95,
+        *,
+        exact: np.ndarray | None = None,
+        threads: int = 0,
+    ):
+        """Set ``nprobe`` (IVF) or ``ef_search`` (HNSW) to the smallest value whose mean
+        recall@k on ``queries`` reaches ``target_recall``
+        (:func:`irbench.index.tuning.calibrate_faiss`) and return the
+        :class:`~irbench.index.tuning.Calibration`."""
+        from irbench.index.tuning import calibrate_faiss
+
+        result = calibrate_faiss(self, queries, k, target_recall, exact=exact, threads=threads)
+        self.configure(**result.knobs)
+        return result
 
     # ------------------------------------------------------------------------------ build
 
@@ -315,9 +424,11 @@ class FaissIndex:
 
     # ----------------------------------------------------------------------------- search
 
-    def _raw_search(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _raw_search(
+        self, q: np.ndarray, k: int, params: Any = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search, rows re-sorted by (-score, idx), padding as (-inf, -1)."""
-        d, i = self.index.search(q, k)
+        d, i = self.index.search(q, k) if params is None else self.index.search(q, k, params=params)
         scores = np.asarray(d, dtype=np.float32)
         if self.metric == "l2":
             scores = -scores
@@ -330,11 +441,12 @@ class FaissIndex:
         return np.take_along_axis(scores, order, 1), np.take_along_axis(idx, order, 1)
 
     def search(
-        self, queries: np.ndarray, k: int, threads: int = 0
+        self, queries: np.ndarray, k: int, threads: int = 0, *, params: Any = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k: ``(scores float32 [nq, k], doc_idx int64 [nq, k])``, best first (score
         desc, doc index asc), padded with -inf / -1. ``threads`` > 0 sets FAISS's OpenMP
-        thread count for this call, 0 = all."""
+        thread count for this call, 0 = all; ``params``: FAISS SearchParameters for this
+        call (see :meth:`_params`)."""
         k = int(k)
         if k < 0:
             raise ConfigError(f"k={k}: must be >= 0")
@@ -357,7 +469,7 @@ class FaissIndex:
             faiss.omp_set_num_threads(int(threads))
         try:
             if not self._exhaustive:
-                s, d = self._raw_search(q, min(k, n))
+                s, d = self._raw_search(q, min(k, n), params)
                 out_s[:, : s.shape[1]], out_d[:, : d.shape[1]] = s, d
                 return out_s, out_d
             # exhaustive: one extra hit shows whether a tie straddles the k-th place; if so the

@@ -1,28 +1,38 @@
 """Calibrate an approximate index's search knobs to a target recall.
 
-A Seismic-class index trades recall for speed through two search-time knobs, ``query_cut``
-and ``heap_factor``, and the recall a setting gives falls as the collection grows (on the
-synthetic corpora of docs/benchmarks.md, 0.96 at 100k docs and 0.52 at 10M with the
-defaults). :func:`calibrate` replaces guessing: it measures, on sample queries, the mean
-recall@k of settings against the exact top-k (brute force over the index's own forward
-index, :meth:`~irbench.index.approx.ApproxIndex.exact_search`) and picks the cheapest
-setting that reaches the target.
+Approximate indexes trade recall for speed through search-time knobs, and the recall a
+setting gives changes with the collection (on the synthetic corpora of docs/benchmarks.md,
+numba_approx's defaults give recall@10 0.96 at 100k docs and 0.52 at 10M). Calibration
+replaces guessing: it measures, on sample queries, the mean recall@k of settings against
+the exact top-k over the index's own stored vectors, and picks the cheapest setting that
+reaches the target. Two walks:
+
+* :func:`calibrate_approx` -- ``numba_approx`` (:class:`~irbench.index.approx.ApproxIndex`):
+  two knobs, ``query_cut`` and ``heap_factor``; the reference is a brute-force pass over
+  the forward index (:meth:`~irbench.index.approx.ApproxIndex.exact_search`).
+* :func:`calibrate_faiss` -- ``index=faiss`` with an IVF factory (``nprobe``) or an HNSW
+  factory (``ef_search``): one knob, recall and cost rising with it; the reference is the
+  same index searched exhaustively (every IVF list; the HNSW graph's flat storage). With
+  compressed codes (PQ, SQ) the reference is exact over those codes, so calibration
+  measures what the search knob loses, not what compression loses.
 
 "Cheapest" is counted, not timed, so that the choice -- and the run files that follow from
-it -- are the same on every machine and every run: the cost of a setting is the mean number
-of index entries a query reads (summary entries plus forward-row entries, from
-``search(..., return_work=True)``). On the 18k-doc real and 1M-doc synthetic benchmark
-corpora the counted choice was within 7% of the fastest setting by wall time at every
-target from 0.80 to 0.99 (0.8% on average; docs/index.md).
+it -- are the same on every machine and every run. numba_approx counts the index entries a
+query reads (summary entries plus forward-row entries, from ``search(...,
+return_work=True)``); on the 18k-doc real and 1M-doc synthetic benchmark corpora the counted
+choice was within 7% of the fastest setting by wall time at every target from 0.80 to 0.99
+(0.8% on average; docs/index.md). FAISS counts the distances a query computes (FAISS's own
+IVF and HNSW statistics).
 
-The search walks the ``query_cut`` ladder downwards from "every term" and, for each cut,
+The numba_approx walk goes down the ``query_cut`` ladder from "every term" and, for each cut,
 lowers ``heap_factor`` from where the previous cut reached the target (recall falls with
 the cut and rises as ``heap_factor`` falls; cost does the same), until the target is
 reached or the walk costs more than the best setting found; it ends at the first cut that
 no ``heap_factor`` of the ladder takes to the target. On the benchmark corpora it finds the
-full grid's cheapest setting at a quarter to a third of the full grid's search time. When
-no setting reaches the target (static pruning caps recall), the most accurate one evaluated
-is chosen and ``reached`` is False.
+full grid's cheapest setting at a quarter to a third of the full grid's search time. The
+FAISS walk doubles the knob until the target is reached, then bisects for the smallest value
+that reaches it. When no setting reaches the target, the most accurate one evaluated is
+chosen and ``reached`` is False.
 """
 
 from __future__ import annotations
@@ -58,10 +68,9 @@ def recall_at_k(found: np.ndarray, exact: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Point:
-    """One evaluated setting: its mean recall@k and counted cost (entries read per query)."""
+    """One evaluated setting (``knobs``): its mean recall@k and counted cost per query."""
 
-    query_cut: int
-    heap_factor: float
+    knobs: dict[str, Any]
     recall: float
     cost: float
 
@@ -73,17 +82,16 @@ class Calibration:
     target_recall: float
     k: int
     n_queries: int
-    query_cut: int
-    heap_factor: float
+    #: the chosen setting, as ``configure`` / ``search`` keywords
+    knobs: dict[str, Any]
     recall: float
     cost: float
     reached: bool
+    #: what ``cost`` counts, per query
+    cost_unit: str = "entries read"
+    #: the advice printed when the target is missed
+    miss_hint: str = ""
     points: list[Point] = field(default_factory=list)
-
-    @property
-    def knobs(self) -> dict[str, Any]:
-        """The chosen setting, as ``configure``/``search`` keywords."""
-        return {"query_cut": self.query_cut, "heap_factor": self.heap_factor}
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -95,21 +103,21 @@ class Calibration:
         """The inverse of :meth:`as_dict`."""
         fields = {f for f in cls.__dataclass_fields__ if f != "points"}
         return cls(
-            **{key: d[key] for key in fields}, points=[Point(**p) for p in d.get("points", [])]
+            **{key: d[key] for key in fields if key in d},
+            points=[Point(**p) for p in d.get("points", [])],
         )
 
     def describe(self) -> str:
         """One line: the setting, its recall, and a hint when the target was missed."""
+        setting = " ".join(f"{key}={value}" for key, value in self.knobs.items())
         line = (
-            f"query_cut={self.query_cut} heap_factor={self.heap_factor}: "
-            f"recall@{self.k} {self.recall:.3f} on {self.n_queries} queries, "
-            f"{self.cost:,.0f} entries read per query ({len(self.points)} settings evaluated)"
+            f"{setting}: recall@{self.k} {self.recall:.3f} on {self.n_queries} queries, "
+            f"{self.cost:,.0f} {self.cost_unit} per query ({len(self.points)} setting{'s' if len(self.points) != 1 else ''} evaluated)"
         )
         if self.reached:
             return f"{line}; reaches target {self.target_recall}"
-        return (
-            f"{line}; MISSES target {self.target_recall}: static pruning caps recall, "
-            "rebuild with a larger index.n_postings"
+        return f"{line}; MISSES target {self.target_recall}" + (
+            f": {self.miss_hint}" if self.miss_hint else ""
         )
 
 
@@ -123,7 +131,33 @@ def _cuts(queries: sp.csr_matrix, query_cuts: tuple[int, ...]) -> list[int]:
     return cuts
 
 
-def calibrate(
+def _check(target_recall: float, k: int, n_queries: int) -> None:
+    if not 0 < float(target_recall) <= 1:
+        raise ConfigError(f"target_recall={target_recall}: give a fraction in (0, 1]")
+    if k < 1:
+        raise ConfigError(f"k={k}: calibration needs k >= 1")
+    if n_queries == 0:
+        raise ConfigError("calibration needs at least one query")
+
+
+def _result(points, best, reached, target_recall, k, n_queries, **extra) -> Calibration:
+    """The :class:`Calibration` choosing ``best`` (None: the most accurate, then cheapest)."""
+    if best is None:
+        best = max(points, key=lambda p: (np.nan_to_num(p.recall, nan=-1.0), -p.cost))
+    return Calibration(
+        target_recall=float(target_recall),
+        k=int(k),
+        n_queries=int(n_queries),
+        knobs=dict(best.knobs),
+        recall=best.recall,
+        cost=best.cost,
+        reached=reached,
+        points=points,
+        **extra,
+    )
+
+
+def calibrate_approx(
     index: Any,
     queries: sp.csr_matrix,
     k: int,
@@ -141,13 +175,8 @@ def calibrate(
     not changed: apply the result with ``index.configure(**calibration.knobs)``.
     """
     k = int(k)
-    if not 0 < float(target_recall) <= 1:
-        raise ConfigError(f"target_recall={target_recall}: give a fraction in (0, 1]")
-    if k < 1:
-        raise ConfigError(f"k={k}: calibration needs k >= 1")
     queries = sp.csr_matrix(queries)
-    if queries.shape[0] == 0:
-        raise ConfigError("calibration needs at least one query")
+    _check(target_recall, k, queries.shape[0])
     if exact is None:
         exact = index.exact_search(queries, k, threads=threads)[1]
     exact = np.asarray(exact)[:, :k]
@@ -159,7 +188,8 @@ def calibrate(
             queries, k, threads=threads, query_cut=qc, heap_factor=hf, return_work=True
         )
         cost = float(work[:, _COST_COLUMNS].sum()) / queries.shape[0]
-        p = Point(int(qc), float(hf), recall_at_k(found, exact), cost)
+        knobs = {"query_cut": int(qc), "heap_factor": float(hf)}
+        p = Point(knobs, recall_at_k(found, exact), cost)
         points.append(p)
         return p
 
@@ -178,17 +208,62 @@ def calibrate(
                 break  # lower heap factors cost more still
         else:
             break  # no heap factor reaches the target at this cut, nor at smaller cuts
-    reached = best is not None
-    if best is None:  # most accurate, then cheapest
-        best = max(points, key=lambda p: (np.nan_to_num(p.recall, nan=-1.0), -p.cost))
-    return Calibration(
-        target_recall=float(target_recall),
-        k=k,
-        n_queries=int(queries.shape[0]),
-        query_cut=best.query_cut,
-        heap_factor=best.heap_factor,
-        recall=best.recall,
-        cost=best.cost,
-        reached=reached,
-        points=points,
-    )
+    return _result(
+        points, best, best is not None, target_recall, k, queries.shape[0],
+        cost_unit="entries read",
+        miss_hint="static pruning caps recall, rebuild with a larger index.n_postings",
+    )  # fmt: skip
+
+
+def calibrate_faiss(
+    index: Any,
+    queries: np.ndarray,
+    k: int,
+    target_recall: float = 0.95,
+    *,
+    exact: np.ndarray | None = None,
+    threads: int = 0,
+) -> Calibration:
+    """The smallest value of a FAISS index's search knob (``nprobe`` for IVF, ``ef_search``
+    for HNSW: :meth:`~irbench.index.faiss.FaissIndex.calibration_range`) whose mean
+    recall@k on ``queries`` reaches ``target_recall``, against ``exact`` (doc indexes
+    ``[nq, >= k]``; the index's exhaustive search when None). The knob is doubled from its
+    lowest value until the target is reached, then bisected between the last miss and the
+    first hit; recall and cost are taken to rise with the knob (true of ``nprobe``, whose
+    probed lists only grow; nearly so of ``ef_search``). Cost is the distances computed per
+    query. The index is not changed: apply the result with ``index.configure(**knobs)``.
+    """
+    k = int(k)
+    queries = np.asarray(queries, dtype=np.float32)
+    if queries.ndim == 1:
+        queries = queries[None, :]
+    _check(target_recall, k, queries.shape[0])
+    name, low, high, hint = index.calibration_range(k)
+    if exact is None:
+        exact = index.exact_search(queries, k, threads=threads)[1]
+    exact = np.asarray(exact)[:, :k]
+    points: list[Point] = []
+    seen: dict[int, Point] = {}
+
+    def hits(value: int) -> bool:
+        if value not in seen:
+            found, cost = index.counted_search(queries, k, threads=threads, **{name: value})
+            seen[value] = Point({name: int(value)}, recall_at_k(found, exact), cost)
+            points.append(seen[value])
+        return seen[value].recall >= target_recall
+
+    miss, value = low - 1, low
+    while not hits(value) and value < high:  # double until the target is reached
+        miss, value = value, min(2 * value, high)
+    if seen[value].recall >= target_recall:
+        hit = value
+        while hit - miss > 1:  # bisect: miss never reaches, hit does
+            middle = (miss + hit) // 2
+            miss, hit = (miss, middle) if hits(middle) else (middle, hit)
+        best = seen[hit]
+    else:
+        best = None
+    return _result(
+        points, best, best is not None, target_recall, k, queries.shape[0],
+        cost_unit="distances computed", miss_hint=hint,
+    )  # fmt: skip
