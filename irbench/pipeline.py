@@ -122,8 +122,9 @@ def _encode_corpus(
     cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str], stream: bool = False
 ):
     """Doc vectors and ids: chunked, resumable and shardable for neural encoders; in one pass
-    for corpus-statistics encoders such as BM25. With ``stream``, sparse chunks come as
-    :class:`~irbench.types.RowBlocks` read from the cache, not merged in memory."""
+    for corpus-statistics encoders such as BM25. With ``stream``, chunks come as
+    :class:`~irbench.types.RowBlocks` (sparse) or :class:`~irbench.types.DenseBlocks`
+    read from the cache, not merged in memory."""
     from irbench.progress import track
     from irbench.runs import shards
 
@@ -154,7 +155,7 @@ def _encode_corpus(
 
 
 def _check_kinds(cfg: Any, encoder: Any) -> None:
-    wants = {"numba": "sparse", "faiss": "dense"}.get(str(cfg.index.name))
+    wants = {"numba": "sparse", "numba_approx": "sparse", "faiss": "dense"}.get(str(cfg.index.name))
     kind = getattr(encoder, "kind", "sparse")
     if wants and kind != wants:
         other = "faiss" if kind == "dense" else "numba"

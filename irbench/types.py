@@ -7,7 +7,8 @@ Records reuse ir_datasets / ir_measures field names (``doc_id``, ``query_id``,
 * a :class:`SparseEncoder` turns docs into batches of sparse vectors
   (``scipy.sparse.csr_matrix``, float32, columns = vocabulary ids) and queries into one;
 * an :class:`Index` builds from sparse doc vectors, saves, loads and searches batches of queries;
-  sparse indexes also build from :class:`RowBlocks`, a corpus read block by block.
+  sparse indexes also build from :class:`RowBlocks`, a corpus read block by block, and FAISS
+  from :class:`DenseBlocks`, its dense counterpart.
 """
 
 from __future__ import annotations
@@ -104,6 +105,22 @@ class RowBlocks:
 
     blocks: Callable[[], Iterable[sp.csr_matrix]]
     n_terms: int
+
+
+@dataclass(frozen=True)
+class DenseBlocks:
+    """A dense doc matrix ``[n_rows, dim]`` given as consecutive row blocks (e.g. the
+    memory-mapped chunks of the encoded cache), never held whole: each call of ``blocks()``
+    yields them again from the first. ``index=faiss`` builds from it one block at a time
+    (``FaissIndex.build``)."""
+
+    blocks: Callable[[], Iterable[np.ndarray]]
+    n_rows: int
+    dim: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n_rows, self.dim)
 
 
 @runtime_checkable

@@ -251,6 +251,63 @@ def test_bad_factory_and_inputs() -> None:
     assert (i == -1).all() and np.isneginf(s).all()
 
 
+def _uneven(x: np.ndarray, cuts=(0, 7, 7, 130, 401, 402)):
+    """``x`` as DenseBlocks of uneven sizes (one empty), read-only like memory-mapped chunks."""
+    from irbench.types import DenseBlocks
+
+    edges = [*cuts, len(x)]
+    parts = [x[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    for part in parts:
+        part.flags.writeable = False
+    return DenseBlocks(lambda: iter(parts), len(x), x.shape[1])
+
+
+@pytest.mark.parametrize(
+    ("factory", "train_size"),
+    [("Flat", None), ("IVF8,Flat", None), ("IVF8,Flat", 300), ("IVF8,PQ4x4", 200), ("HNSW8", None)],
+)
+def test_build_from_blocks_equals_build_from_the_matrix(
+    factory: str, train_size: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import irbench.index.faiss as faiss_index
+
+    monkeypatch.setattr(faiss_index, "ADD_BATCH", 97)  # several add batches across blocks
+    d = random_unit(700, 16, 8)
+    old = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)  # HNSW adds in parallel otherwise
+    try:
+        whole = FaissIndex.build(d.copy(), factory=factory, train_size=train_size)
+        seen = []
+        blocks = FaissIndex.build(
+            _uneven(d), factory=factory, train_size=train_size,
+            progress=lambda done, n: seen.append((done, n)),
+        )  # fmt: skip
+    finally:
+        faiss.omp_set_num_threads(old)
+    assert blocks.n_docs == 700
+    assert bytes(faiss.serialize_index(blocks.cpu_index)) == bytes(
+        faiss.serialize_index(whole.cpu_index)
+    )
+    assert seen == [(min(700, 97 * i), 700) for i in range(1, 9)]
+
+
+def test_batches_rechunk_blocks_and_check_them() -> None:
+    from irbench.index.faiss import _batches
+    from irbench.types import DenseBlocks
+
+    x = random_unit(403, 4, 9)
+    got = list(_batches(_uneven(x), 50))
+    assert [len(b) for b in got] == [50] * 8 + [3]
+    assert all(b.flags.c_contiguous and b.dtype == np.float32 for b in got)
+    np.testing.assert_array_equal(np.concatenate(got), x)
+    wrong_dim = DenseBlocks(lambda: iter([x, x[:, :3]]), 806, 4)
+    with pytest.raises(ConfigError, match=r"shape \(403, 3\), expected \[rows, 4\]"):
+        FaissIndex.build(wrong_dim)
+    short = DenseBlocks(lambda: iter([x]), 500, 4)
+    with pytest.raises(ConfigError, match="hold 403 rows, not 500"):
+        FaissIndex.build(short)
+
+
 def test_threads_do_not_change_flat_results() -> None:
     d, q = random_unit(4000, 48, 5), random_unit(64, 48, 6)
     index = FaissIndex.build(d)
@@ -276,6 +333,37 @@ def test_dense_pipeline_end_to_end(tiny_model: Path, beir_dir: Path, tmp_path: P
     assert lines and len(lines) <= 40 * 50
     again, _ = run(cfg)  # from the cache
     assert again == metrics
+
+
+def test_dense_pipeline_builds_from_the_chunks(
+    tiny_model: Path, beir_dir: Path, tmp_path: Path
+) -> None:
+    from irbench.config import compose
+    from irbench.pipeline import run
+    from irbench.runs.shards import merge_chunks, stream_chunks
+    from irbench.types import DenseBlocks
+
+    base = [
+        "dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}",
+        "encoder=dense", f"encoder.backbone={tiny_model}", "encoder.device=cpu",
+        f"cache_dir={tmp_path / 'cache'}", "k=10", "threads=1", "encode.chunk_size=64",
+    ]  # fmt: skip
+    cfg = compose([*base, "index=faiss", "index.factory='IVF4,Flat'", "index.train_size=100",
+                   f"run_dir={tmp_path / 'run'}"])  # fmt: skip
+    _, objects = run(cfg)
+    handle = objects["index"]
+    entry = Path(handle.info["encoded_cache"])
+    streamed, docnos = stream_chunks(entry, 5)  # 300 docs in chunks of 64
+    assert isinstance(streamed, DenseBlocks) and streamed.shape == (300, handle.index.dim)
+    assert [len(b) for b in streamed.blocks()] == [64, 64, 64, 64, 44]
+    merged, same = merge_chunks(entry, 5)
+    assert same == docnos == handle.docnos
+    want = FaissIndex.build(merged, factory="IVF4,Flat", train_size=100, nprobe=32, ef_search=128)
+    got = (handle.path / "index" / "index.faiss").read_bytes()
+    assert got == bytes(faiss.serialize_index(want.cpu_index))
+    # a dense encoder with a sparse index is one clear error, before encoding
+    with pytest.raises(ConfigError, match="index=numba_approx needs a sparse encoder"):
+        run(compose([*base, "index=numba_approx", f"run_dir={tmp_path / 'bad'}"]))
 
 
 # ------------------------------------------------------------------------------ real model

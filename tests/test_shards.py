@@ -145,7 +145,9 @@ def test_a_chunk_that_vanishes_after_the_check_is_a_one_line_cache_error(tmp_pat
         list(source.blocks())
 
 
-def test_stream_chunks_merges_dense_chunks(tmp_path):
+def test_stream_chunks_gives_dense_chunks_one_at_a_time(tmp_path):
+    from irbench.types import DenseBlocks
+
     for c, rows in enumerate((2, 1)):
         folder = shards.chunk_dir(tmp_path, c)
         folder.mkdir()
@@ -153,5 +155,9 @@ def test_stream_chunks_merges_dense_chunks(tmp_path):
         (folder / "docnos.txt").write_text("".join(f"c{c}r{r}\n" for r in range(rows)))
         seal(folder, {"docs": rows})
     vectors, ids = shards.stream_chunks(tmp_path, 2)
-    assert isinstance(vectors, np.ndarray) and vectors.tolist() == [[0] * 3, [0] * 3, [1] * 3]
+    assert isinstance(vectors, DenseBlocks) and vectors.shape == (3, 3)
+    for _ in range(2):  # each pass reads the chunks again, memory-mapped
+        blocks = list(vectors.blocks())
+        assert [b.tolist() for b in blocks] == [[[0] * 3, [0] * 3], [[1] * 3]]
+        assert all(isinstance(b, np.memmap) for b in blocks)
     assert ids == ["c0r0", "c0r1", "c1r0"]

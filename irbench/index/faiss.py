@@ -37,11 +37,14 @@ import numpy as np
 
 from irbench.errors import CacheError, ConfigError
 from irbench.index.base import atomic_folder, read_header, write_header
+from irbench.types import DenseBlocks
 
 FORMAT = 1
 INDEX_FILE = "index.faiss"
 METRICS = {"ip": faiss.METRIC_INNER_PRODUCT, "l2": faiss.METRIC_L2}
 _PAD = np.float32(-3.0e38)  # FAISS marks missing hits with -FLT_MAX (ip) / +FLT_MAX (l2)
+#: rows per ``add`` call while building (the batches do not depend on the input's blocks)
+ADD_BATCH = 1 << 16
 #: the largest ``ef_search`` calibration tries (or k, when larger)
 EF_SEARCH_MAX = 4096
 
@@ -289,7 +292,7 @@ class FaissIndex:
     @classmethod
     def build(
         cls,
-        docs: np.ndarray,
+        docs: np.ndarray | DenseBlocks,
         *,
         factory: str = "Flat",
         metric: str = "ip",
@@ -302,17 +305,20 @@ class FaissIndex:
         progress: Any = None,
         **_: Any,
     ) -> FaissIndex:
-        """Build from a float32 doc matrix ``[n_docs, dim]`` (row = internal doc index)."""
+        """Build from a float32 doc matrix ``[n_docs, dim]`` (row = internal doc index) or
+        from :class:`~irbench.types.DenseBlocks`, read one block at a time: the training
+        sample (``train_size`` rows, or every row when null) is gathered first, then the
+        rows are added in batches of ``ADD_BATCH`` whatever the blocks' sizes, so the index
+        is the same as from the merged matrix and the vectors are never held whole (unless
+        training needs them all)."""
         for key, value in (("nprobe", nprobe), ("ef_search", ef_search),
                            ("ef_construction", ef_construction), ("train_size", train_size)):  # fmt: skip
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ConfigError(f"index.{key}: expected an integer >= 1 or null, got {value!r}")
-        x = np.ascontiguousarray(np.asarray(docs), dtype=np.float32)
-        if x.ndim != 2:
-            raise ConfigError(f"index=faiss needs a [n_docs, dim] matrix, got shape {x.shape}")
-        n, dim = (int(s) for s in x.shape)
+        blocks = _dense_blocks(docs)
+        n, dim = blocks.shape
         if dim < 1:
             raise ConfigError("index=faiss: the doc vectors have no dimensions")
         index = cls.check(dim, factory=factory, metric=metric)
@@ -322,10 +328,10 @@ class FaissIndex:
         _seed_clustering(index, seed)
         work = _to_gpu(index) if _gpu_wanted(gpu, base) else index
         if not work.is_trained:
-            sample = x
+            rows = None
             if train_size is not None and train_size < n:
                 rows = np.sort(np.random.default_rng(seed).choice(n, train_size, replace=False))
-                sample = x[rows]
+            sample = _gather(blocks, rows)
             try:
                 work.train(sample)
             except RuntimeError as e:
@@ -333,11 +339,13 @@ class FaissIndex:
                     f"index.factory={factory!r}: training on {len(sample)} vectors failed "
                     f"({_one_line(e)}); use fewer lists/centroids or more index.train_size"
                 ) from None
-        step = max(1, min(n, 1 << 16))
-        for start in range(0, n, step):
-            work.add(x[start : start + step])
+            del sample
+        added = 0
+        for batch in _batches(blocks, ADD_BATCH):
+            work.add(batch)
+            added += len(batch)
             if progress is not None:
-                progress(min(start + step, n), n)
+                progress(added, n)
         if work is not index:
             index = faiss.index_gpu_to_cpu(work)
         return cls(
@@ -503,3 +511,67 @@ def _seed_clustering(index: Any, seed: int) -> None:
     pq = getattr(base, "pq", None)
     if pq is not None and hasattr(pq, "cp"):
         pq.cp.seed = int(seed)
+
+
+def _dense_blocks(docs: Any) -> DenseBlocks:
+    """``docs`` as :class:`~irbench.types.DenseBlocks` (a matrix becomes one block)."""
+    if isinstance(docs, DenseBlocks):
+        return docs
+    x = np.ascontiguousarray(np.asarray(docs), dtype=np.float32)
+    if x.ndim != 2:
+        raise ConfigError(f"index=faiss needs a [n_docs, dim] matrix, got shape {x.shape}")
+    return DenseBlocks(lambda: iter([x]), int(x.shape[0]), int(x.shape[1]))
+
+
+def _checked(blocks: DenseBlocks) -> Any:
+    """The blocks of one pass, each checked to be ``[rows, dim]``; their rows must add up
+    to ``n_rows``."""
+    seen = 0
+    for block in blocks.blocks():
+        b = np.asarray(block)
+        if b.ndim != 2 or b.shape[1] != blocks.dim:
+            raise ConfigError(
+                f"index=faiss: a doc block of shape {b.shape}, expected [rows, {blocks.dim}]"
+            )
+        seen += len(b)
+        yield b
+    if seen != blocks.n_rows:
+        raise ConfigError(f"index=faiss: the doc blocks hold {seen} rows, not {blocks.n_rows}")
+
+
+def _gather(blocks: DenseBlocks, rows: np.ndarray | None) -> np.ndarray:
+    """The rows ``rows`` (sorted doc indexes; None = all) as one float32 matrix."""
+    parts, offset = [], 0
+    for b in _checked(blocks):
+        if rows is None:
+            parts.append(b)
+        else:
+            lo, hi = np.searchsorted(rows, [offset, offset + len(b)])
+            parts.append(b[rows[lo:hi] - offset])
+        offset += len(b)
+    if not parts:
+        return np.empty((0, blocks.dim), dtype=np.float32)
+    out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def _batches(blocks: DenseBlocks, step: int) -> Any:
+    """The rows of one pass in contiguous float32 batches of ``step`` rows (the last one
+    shorter), whatever the blocks' sizes."""
+    pending: list[np.ndarray] = []
+    have = 0
+    for b in _checked(blocks):
+        while len(b):
+            take = min(step - have, len(b))
+            pending.append(b[:take])
+            have, b = have + take, b[take:]
+            if have == step:
+                yield _joined(pending)
+                pending, have = [], 0
+    if have:
+        yield _joined(pending)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    out = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    return np.ascontiguousarray(out, dtype=np.float32)

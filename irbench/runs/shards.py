@@ -21,7 +21,7 @@ import numpy as np
 
 from irbench.errors import CacheError, ConfigError, DataError
 from irbench.runs.cache import is_complete, seal, verify
-from irbench.types import RowBlocks
+from irbench.types import DenseBlocks, RowBlocks
 
 META = "meta.json"
 
@@ -170,10 +170,13 @@ def merge_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
 
 
 def stream_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
-    """Like :func:`merge_chunks`, but sparse chunks come as :class:`~irbench.types.RowBlocks`
-    that load one chunk at a time on each pass, so a sparse index builds from them without a
-    merged copy; dense chunks are merged (FAISS holds every vector anyway)."""
+    """Like :func:`merge_chunks`, but chunks come one at a time on each pass, so an index
+    builds from them without a merged copy: sparse chunks as
+    :class:`~irbench.types.RowBlocks`, dense ones (memory-mapped) as
+    :class:`~irbench.types.DenseBlocks`."""
     folders, docnos = open_chunks(entry, n_chunks)
+    if folders and all((f / "vectors.npy").is_file() for f in folders):
+        return _dense_blocks(entry, folders), docnos
     if not all((f / "vectors.npz").is_file() for f in folders):
         return stack([load_vectors(f) for f in folders], None), docnos
     width = _sparse_width(entry, folders)
@@ -194,6 +197,29 @@ def stream_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
             yield vectors
 
     return RowBlocks(blocks, width), docnos
+
+
+def _dense_blocks(entry: Path, folders: list[Path]) -> DenseBlocks:
+    """The dense chunks as :class:`~irbench.types.DenseBlocks` (shapes read from the
+    ``.npy`` headers; each chunk memory-mapped when a pass reaches it)."""
+    shapes = [np.load(f / "vectors.npy", mmap_mode="r").shape for f in folders]
+    dims = {s[1] for s in shapes if len(s) == 2}
+    if len(dims) != 1 or any(len(s) != 2 for s in shapes):
+        raise CacheError(
+            f"{entry}: dense chunks of shapes {sorted(set(shapes))}; "
+            "delete the folder to re-encode the corpus"
+        )
+
+    def blocks() -> Iterator[Any]:
+        for f in folders:
+            try:
+                yield np.load(f / "vectors.npy", mmap_mode="r")
+            except (OSError, ValueError) as e:
+                raise CacheError(
+                    f"{f}: cannot read the vectors ({e}); run again to re-encode it"
+                ) from None
+
+    return DenseBlocks(blocks, sum(s[0] for s in shapes), dims.pop())
 
 
 def _sparse_width(entry: Path, folders: list[Path]) -> int:
