@@ -439,7 +439,29 @@ def check_calibration(cfg: Any) -> tuple[float, int] | None:
                 f"calibrate.split={split}: only a BEIR folder (dataset.path) or an "
                 "ir_datasets dataset has other query sets; drop calibrate.split"
             )
+        else:
+            _check_irds_split(str(split), str(ds.irds_id))
     return target, n
+
+
+def _check_irds_split(split: str, irds_id: str) -> None:
+    """``split`` must be an ir_datasets id with queries over ``irds_id``'s corpus (checked
+    in the registry: nothing is downloaded)."""
+    import ir_datasets
+
+    try:
+        other = ir_datasets.registry[split]
+    except KeyError:
+        raise ConfigError(
+            f"calibrate.split={split}: not an ir_datasets id; with dataset.irds_id give the id "
+            f"of another query set over the same corpus (e.g. beir/scifact/train)"
+        ) from None
+    corpus = ir_datasets.docs_parent_id(irds_id)
+    if ir_datasets.docs_parent_id(split) != corpus or not other.has_queries():
+        raise ConfigError(
+            f"calibrate.split={split}: not a query set over {irds_id}'s corpus ({corpus}); "
+            f"give one that is (e.g. {corpus}/train or {corpus}/dev)"
+        )
 
 
 def calibration_queries(cfg: Any, queries: list) -> list:
@@ -707,14 +729,25 @@ def run_fused(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], 
     stages: dict[str, Any] = {}
     inputs = []
     pairs = ((cfg.encoder, cfg.index), (fusion.second.encoder, fusion.second.index))
+    subs = []
     for n, (encoder, index) in enumerate(pairs, start=1):
         sub = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
         with open_dict(sub):
             sub.fusion = None
             sub.encoder, sub.index = encoder, index
             if not calibration_knobs(index):
-                sub.calibrate = None  # calibrate.target_recall concerns the approximate input
+                sub.calibrate = None  # calibrate.target_recall concerns the inputs with knobs
             sub.run_dir = str(Path(cfg.run_dir) / "inputs" / f"{n}-{encoder.name}.{index.name}")
+        check_calibration(sub)  # every input's settings before any input runs
+        subs.append(sub)
+    if (cfg.get("calibrate") or {}).get("target_recall") is not None and not any(
+        sub.calibrate for sub in subs
+    ):
+        raise ConfigError(
+            "calibrate.target_recall: neither fused input has search knobs to calibrate "
+            "(numba_approx, or faiss with an IVF or HNSW factory); drop the override"
+        )
+    for n, sub in enumerate(subs, start=1):
         with stage(stages, f"input{n}"):
             run(sub, on_corrupt)
         inputs.append(Path(sub.run_dir))

@@ -384,12 +384,38 @@ def test_faiss_calibration_misses_and_refuses_cleanly(dense):
         calibrate_faiss(index, queries, 10, 0.0)
 
 
+@pytest.mark.parametrize(
+    ("factory", "metric"),
+    [("IVF16,PQ4x4,RFlat", "ip"), ("IMI2x3,Flat", "l2"), ("IVF16_HNSW4,Flat", "ip"),
+     ("OPQ4,IVF16,PQ4x4", "ip")],
+)  # fmt: skip
+def test_faiss_calibration_through_wrappers_and_quantizers(dense, factory, metric):
+    """Refine, pre-transform, IMI and HNSW quantizers each take their own SearchParameters."""
+    from irbench.index.faiss import FaissIndex
+    from irbench.index.tuning import calibrate_faiss
+
+    docs, queries = dense
+    index = FaissIndex.build(docs, factory=factory, metric=metric, nprobe=1, seed=0)
+    exact = index.exact_search(queries, 10)[1]
+    if "PQ" not in factory:  # flat codes: every list probed is brute force
+        order = (
+            (queries @ docs.T)
+            if metric == "ip"
+            else -((queries**2).sum(1)[:, None] - 2 * queries @ docs.T + (docs**2).sum(1)[None, :])
+        )
+        assert recall_at_k(exact, np.argsort(-order, axis=1, kind="stable")[:, :10]) == 1.0
+    cal = calibrate_faiss(index, queries, 10, 0.9)
+    assert cal.reached and cal.knobs["nprobe"] > 1
+    index.configure(**cal.knobs)
+    assert recall_at_k(index.search(queries, 10)[1], exact) == cal.recall >= 0.9
+
+
 def test_calibration_knobs_from_the_factory_string():
     from irbench.index.faiss import FaissIndex
 
     knobs = FaissIndex.calibration_knobs
-    assert knobs({"factory": "IVF1024,Flat"}) == knobs({"factory": "OPQ16,IVF256,PQ16"})
-    assert knobs({"factory": "IVF256_HNSW32,PQ8"}) == ("nprobe",)
+    for ivf in ("IVF1024,Flat", "OPQ16,IVF256,PQ16", "IVF256_HNSW32,PQ8", "IMI2x8,Flat"):
+        assert knobs({"factory": ivf}) == ("nprobe",)
     assert knobs({"factory": "HNSW32"}) == ("ef_search",)
     assert knobs({"factory": "Flat"}) == knobs({"factory": "PQ16"}) == ()
     assert ApproxIndex.calibration_knobs() == ("query_cut", "heap_factor")
@@ -445,10 +471,16 @@ def test_pipeline_checks_calibration_settings_first(beir_dir, tmp_path):
                 "dataset.path=null", "dataset.corpus=c.jsonl", "dataset.topics=t.tsv")  # fmt: skip
     with pytest.raises(ConfigError, match="only a BEIR folder .* or an ir_datasets dataset"):
         check_calibration(trec)
-    irds = _cfg(beir_dir, tmp_path, "calibrate.target_recall=0.9",
-                "calibrate.split=beir/scifact/train", "dataset.path=null",
-                "dataset.irds_id=beir/scifact/test")  # fmt: skip
-    assert check_calibration(irds) == (0.9, 500)
+
+    def irds(split, irds_id="beir/scifact/test"):
+        return _cfg(beir_dir, tmp_path, "calibrate.target_recall=0.9", f"calibrate.split={split}",
+                    "dataset.path=null", f"dataset.irds_id={irds_id}")  # fmt: skip
+
+    assert check_calibration(irds("beir/scifact/train")) == (0.9, 500)  # the registry only
+    with pytest.raises(ConfigError, match="calibrate.split=train: not an ir_datasets id"):
+        check_calibration(irds("train"))
+    with pytest.raises(ConfigError, match="not a query set over beir/scifact/test's corpus"):
+        check_calibration(irds("beir/nfcorpus/train"))
     flat = _cfg(beir_dir, tmp_path, "calibrate.target_recall=0.9", index=("index=faiss",))
     with pytest.raises(ConfigError, match="index=faiss with index.factory=Flat has no search"):
         check_calibration(flat)
@@ -461,6 +493,24 @@ def dense_model(tmp_path_factory):
     # the beir_dir fixture's words: docs embed apart (an all-[UNK] corpus would tie)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
     return save_tiny_bert(tmp_path_factory.mktemp("bert"), vocab, hidden=32, masked_lm=False)
+
+
+def test_fused_runs_check_every_input_before_running_any(beir_dir, tmp_path):
+    from irbench.pipeline import run
+
+    fused = ("fusion=rrf", "encoder@fusion.second.encoder=bm25", "index@fusion.second.index=numba")
+    # the exact first input would run first; the second one's bad split stops both
+    approx_second = _cfg(beir_dir, tmp_path, "calibrate.target_recall=0.9", "calibrate.split=dev",
+                         *fused[:2], "index@fusion.second.index=numba_approx",
+                         index=("index=numba",))  # fmt: skip
+    with pytest.raises(ConfigError, match="calibrate.split=dev"):
+        run(approx_second)
+    assert not (tmp_path / "run" / "inputs").exists()  # nothing ran
+    neither = _cfg(beir_dir, tmp_path, "calibrate.target_recall=0.9", *fused,
+                   index=("index=numba",))  # fmt: skip
+    with pytest.raises(ConfigError, match="neither fused input has search knobs"):
+        run(neither)
+    assert not (tmp_path / "run" / "inputs").exists()
 
 
 def test_dense_pipeline_calibrates_nprobe(beir_dir, tmp_path, dense_model):

@@ -205,50 +205,54 @@ class FaissIndex:
         )
 
     def _params(self, nprobe: int | None = None, ef_search: int | None = None) -> Any:
-        """Per-call FAISS SearchParameters for ``nprobe`` (IVF; the HNSW quantizer of an
-        IVF gets ``ef_search``) or ``ef_search`` (HNSW); None when both are None."""
+        """Per-call FAISS SearchParameters for ``nprobe`` (IVF; an IVF's HNSW quantizer gets
+        ``ef_search``) or ``ef_search`` (HNSW), through pre-transform and refine wrappers;
+        None when nothing applies."""
         if nprobe is None and ef_search is None:
             return None
-        base = faiss.downcast_index(self.cpu_index)
-        ivf = self._ivf()
-        if ivf is not None:
-            params = faiss.SearchParametersIVF(nprobe=int(nprobe or ivf.nprobe))
-            if ef_search is not None:
-                params.quantizer_params = faiss.SearchParametersHNSW(efSearch=int(ef_search))
-            if isinstance(base, faiss.IndexPreTransform):
-                params = faiss.SearchParametersPreTransform(index_params=params)
-            return params
-        if isinstance(base, faiss.IndexHNSW) and ef_search is not None:
-            return faiss.SearchParametersHNSW(efSearch=int(ef_search))
-        return None
+        return _search_params(self.cpu_index, nprobe, ef_search)
+
+    def _cpu(self) -> FaissIndex:
+        """This index searched on the CPU: itself, or a CPU twin of a GPU index
+        (calibration needs FAISS's CPU counters, and GPU IVF caps nprobe at 2048)."""
+        if not self.on_gpu:
+            return self
+        return FaissIndex(
+            self.cpu_index, factory=self.factory, metric=self.metric,
+            nprobe=self.nprobe, ef_search=self.ef_search,
+        )  # fmt: skip
 
     def counted_search(
         self, queries: np.ndarray, k: int, threads: int = 0, **knobs: Any
     ) -> tuple[np.ndarray, float]:
         """``(doc_idx [nq, k], distances computed per query)`` with the search knobs
-        ``knobs`` for this call only (FAISS's IVF and HNSW statistics; 0 on GPU)."""
+        ``knobs`` for this call only, searched on the CPU (FAISS's IVF and HNSW counters:
+        codes scanned in the probed lists plus HNSW distances; an IVF's flat quantizer's
+        centroid distances are not counted)."""
+        cpu = self._cpu()
         faiss.cvar.indexIVF_stats.reset()
         faiss.cvar.hnsw_stats.reset()
-        _, idx = self.search(queries, k, threads, params=self._params(**knobs))
+        _, idx = cpu.search(queries, k, threads, params=cpu._params(**knobs))
         ndis = int(faiss.cvar.indexIVF_stats.ndis) + int(faiss.cvar.hnsw_stats.ndis)
         return idx, ndis / max(1, len(idx))
 
     def exact_search(
         self, queries: np.ndarray, k: int, threads: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The top-k of an exhaustive search over the index's own codes: every IVF list
-        probed, an HNSW graph's flat storage scanned, an exhaustive index as it is. The
-        recall reference of :meth:`calibrate` (exact over the doc vectors for ``...,Flat``
-        and ``HNSW`` factories; over the compressed codes for PQ / SQ ones)."""
+        """The top-k of an exhaustive search over the index's own codes, on the CPU: every
+        IVF list probed, an HNSW graph's flat storage scanned, an exhaustive index as it is.
+        The recall reference of :meth:`calibrate` (exact over the doc vectors for
+        ``...,Flat`` and ``HNSW`` factories; over the compressed codes for PQ / SQ ones)."""
+        cpu = self._cpu()
         ivf = self._ivf()
         if ivf is not None:
             nlist = int(ivf.nlist)
-            return self.search(queries, k, threads, params=self._params(nlist, nlist))
+            return cpu.search(queries, k, threads, params=cpu._params(nlist, nlist))
         base = faiss.downcast_index(self.cpu_index)
         if isinstance(base, faiss.IndexHNSW):
             flat = FaissIndex(base.storage, factory=f"{self.factory} storage", metric=self.metric)
             return flat.search(queries, k, threads)
-        return self.search(queries, k, threads)
+        return cpu.search(queries, k, threads)
 
     def calibrate(
         self,
@@ -511,6 +515,31 @@ def _seed_clustering(index: Any, seed: int) -> None:
     pq = getattr(base, "pq", None)
     if pq is not None and hasattr(pq, "cp"):
         pq.cp.seed = int(seed)
+
+
+def _search_params(index: Any, nprobe: int | None, ef_search: int | None) -> Any:
+    """SearchParameters for ``index`` (see :meth:`FaissIndex._params`). Nested parameters
+    go through the constructors, whose Python wrappers keep them alive (an attribute set
+    afterwards would leave FAISS a dangling pointer)."""
+    d = faiss.downcast_index(index)
+    if isinstance(d, faiss.IndexPreTransform):
+        inner = _search_params(d.index, nprobe, ef_search)
+        return None if inner is None else faiss.SearchParametersPreTransform(index_params=inner)
+    if isinstance(d, faiss.IndexRefine):
+        inner = _search_params(d.base_index, nprobe, ef_search)
+        if inner is None:
+            return None
+        return faiss.IndexRefineSearchParameters(k_factor=d.k_factor, base_index_params=inner)
+    if isinstance(d, faiss.IndexIVF):
+        nprobe = int(nprobe or d.nprobe)
+        hnsw = isinstance(faiss.downcast_index(d.quantizer), faiss.IndexHNSW)
+        if ef_search is not None and hnsw:  # IMI and flat quantizers take no parameters
+            quantizer = faiss.SearchParametersHNSW(efSearch=int(ef_search))
+            return faiss.SearchParametersIVF(nprobe=nprobe, quantizer_params=quantizer)
+        return faiss.SearchParametersIVF(nprobe=nprobe)
+    if isinstance(d, faiss.IndexHNSW) and ef_search is not None:
+        return faiss.SearchParametersHNSW(efSearch=int(ef_search))
+    return None
 
 
 def _dense_blocks(docs: Any) -> DenseBlocks:
