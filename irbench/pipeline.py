@@ -464,15 +464,15 @@ def _check_irds_split(split: str, irds_id: str) -> None:
         )
 
 
-def calibration_queries(cfg: Any, queries: list) -> list:
-    """The queries to calibrate on: ``queries`` (the evaluated split), or those of
-    ``calibrate.split`` -- another split of a BEIR folder, or for an ir_datasets dataset
-    the id of the dataset whose queries to use (e.g. ``beir/scifact/train``)."""
+def calibration_queries(cfg: Any, queries: list, split: str | None) -> list:
+    """The queries to calibrate on: ``queries`` (the evaluated split) when ``split`` is
+    None, else those of ``calibrate.split`` -- another split of a BEIR folder, or for an
+    ir_datasets dataset the id of the dataset whose queries to use (e.g.
+    ``beir/scifact/train``)."""
     from omegaconf import OmegaConf
 
     from irbench.data import make_dataset
 
-    split = (cfg.get("calibrate") or {}).get("split")
     if split is None:
         return queries
     ds = OmegaConf.to_container(cfg.dataset, resolve=True)
@@ -504,11 +504,11 @@ def calibrate_search(
     if options is None or not queries:
         return None
     target, n = options
+    split = cfg.calibrate.get("split")
     t0 = time.perf_counter()
     evaluated = {q.query_id for q in queries}
-    queries = calibration_queries(cfg, queries)
+    queries = calibration_queries(cfg, queries, split)
     if not queries:
-        split = (cfg.get("calibrate") or {}).get("split")
         raise ConfigError(f"calibrate.split={split}: no queries to calibrate on")
     picked = range(len(queries))
     if 0 < n < len(queries):
@@ -543,7 +543,7 @@ def calibrate_search(
         write_json(path, summary)
     record["calibration"] = {
         **summary,
-        "split": (cfg.get("calibrate") or {}).get("split"),
+        "split": split,
         # sampled queries that are also evaluated (0: tuned on held-out queries)
         "evaluated_queries_seen": sum(q.query_id in evaluated for q in sample),
         "cached": cached,

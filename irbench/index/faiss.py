@@ -578,10 +578,7 @@ def _gather(blocks: DenseBlocks, rows: np.ndarray | None) -> np.ndarray:
             lo, hi = np.searchsorted(rows, [offset, offset + len(b)])
             parts.append(b[rows[lo:hi] - offset])
         offset += len(b)
-    if not parts:
-        return np.empty((0, blocks.dim), dtype=np.float32)
-    out = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    return np.ascontiguousarray(out, dtype=np.float32)
+    return _joined(parts) if parts else np.empty((0, blocks.dim), dtype=np.float32)
 
 
 def _batches(blocks: DenseBlocks, step: int) -> Any:
@@ -602,5 +599,6 @@ def _batches(blocks: DenseBlocks, step: int) -> Any:
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """``parts`` stacked as one contiguous float32 matrix (no copy of a lone part that is one)."""
     out = parts[0] if len(parts) == 1 else np.concatenate(parts)
     return np.ascontiguousarray(out, dtype=np.float32)

@@ -110,9 +110,10 @@ class Calibration:
     def describe(self) -> str:
         """One line: the setting, its recall, and a hint when the target was missed."""
         setting = " ".join(f"{key}={value}" for key, value in self.knobs.items())
+        evaluated = f"{len(self.points)} setting" + ("" if len(self.points) == 1 else "s")
         line = (
             f"{setting}: recall@{self.k} {self.recall:.3f} on {self.n_queries} queries, "
-            f"{self.cost:,.0f} {self.cost_unit} per query ({len(self.points)} setting{'s' if len(self.points) != 1 else ''} evaluated)"
+            f"{self.cost:,.0f} {self.cost_unit} per query ({evaluated} evaluated)"
         )
         if self.reached:
             return f"{line}; reaches target {self.target_recall}"

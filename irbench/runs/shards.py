@@ -176,7 +176,7 @@ def stream_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
     :class:`~irbench.types.DenseBlocks`."""
     folders, docnos = open_chunks(entry, n_chunks)
     if folders and all((f / "vectors.npy").is_file() for f in folders):
-        return _dense_blocks(entry, folders), docnos
+        return _dense_chunks(entry, folders), docnos
     if not all((f / "vectors.npz").is_file() for f in folders):
         return stack([load_vectors(f) for f in folders], None), docnos
     width = _sparse_width(entry, folders)
@@ -199,7 +199,7 @@ def stream_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
     return RowBlocks(blocks, width), docnos
 
 
-def _dense_blocks(entry: Path, folders: list[Path]) -> DenseBlocks:
+def _dense_chunks(entry: Path, folders: list[Path]) -> DenseBlocks:
     """The dense chunks as :class:`~irbench.types.DenseBlocks` (shapes read from the
     ``.npy`` headers; each chunk memory-mapped when a pass reaches it)."""
     shapes = [np.load(f / "vectors.npy", mmap_mode="r").shape for f in folders]
