@@ -3,6 +3,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 TORCH_VERSION ?= 2.13.0
 DATA ?= ../shared/data
+MODELS ?= ../shared/models
 
 .PHONY: install test test-all lint bench leaderboard clean
 
@@ -24,6 +25,8 @@ lint:
 bench:
 	irbench bench bm25 dataset=scifact dataset.path=$(DATA)/scifact
 	irbench bench bm25 dataset=vaswani dataset.path=$(DATA)/vaswani
+	irbench bench dense dataset=scifact dataset.path=$(DATA)/scifact encoder=dense \
+	    encoder.backbone=$(MODELS)/all-MiniLM-L6-v2
 
 leaderboard:
 	irbench leaderboard runs --baseline $(or $(BASELINE),bm25.numba) -o LEADERBOARD.md -o leaderboard.html

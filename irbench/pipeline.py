@@ -81,6 +81,9 @@ def _index_entry(cfg: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
     search_only = {"name", *search_time_keys(cfg.index)}
     index_cfg = {k: v for k, v in _component_cfg(cfg.index).items() if k not in search_only}
     parts = [INDEX_FORMAT, fingerprint.get("docs", fingerprint), encoder.config_key(), index_cfg]
+    version = getattr(_index_owner(cfg.index), "build_version", None)
+    if version is not None:  # the index class changed what the same config builds
+        parts.append({"build_version": version})
     if getattr(encoder, "shardable", False):
         # chunk boundaries decide the encoder's batches, hence the float rounding of the vectors
         parts.append({"chunk_size": int(cfg.encode.chunk_size)})

@@ -125,3 +125,17 @@ def test_repeat_interleaved_reports_cpu_seconds_per_call():
     assert [len(c) for c in cpu] == [len(s) for s in secs] == [3, 3]
     assert all(c >= 0.009 for c in cpu[0])  # the busy loop's own CPU time
     assert sum(cpu[1]) < sum(cpu[0])
+
+
+def test_interleaved_timing_stops_at_the_shared_budget():
+    """A no-op beside a 10 ms call: rounds stop once both together spent min_seconds each
+    (about 0.1 s), not when the no-op alone reaches 0.05 s (thousands of rounds)."""
+    slow = lambda *_: time.sleep(0.01)  # noqa: E731
+    fast = lambda *_: None  # noqa: E731
+    secs = timing.repeat_interleaved([slow, fast], min_repeats=2, min_seconds=0.05)
+    assert 2 <= len(secs[0]) == len(secs[1]) <= 15
+    assert sum(secs[1]) < 0.05 <= sum(secs[0]) + sum(secs[1]) + 0.05
+    lat = timing.latencies_interleaved([slow, fast], [range(3), range(3)], min_seconds=0.05)
+    assert 3 <= len(lat[0]) == len(lat[1]) <= 15
+    both = timing.repeat_interleaved([slow, slow], min_repeats=1, min_seconds=0.05)
+    assert all(sum(s) >= 0.05 for s in both)  # each still gets its own min_seconds

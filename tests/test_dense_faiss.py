@@ -176,6 +176,52 @@ def test_flat_equals_brute_force_with_ties(nq: int, k: int) -> None:
     assert (idx[:, len(d) :] == -1).all() and np.isneginf(scores[:, len(d) :]).all()
 
 
+def full_sort(d: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Reference order of a FAISS answer: every row fully sorted by (-score, idx), padding
+    (idx -1 or score -FLT_MAX) as (-inf, -1) last."""
+    missing = (i < 0) | (d <= -3.0e38)
+    s = np.where(missing, -np.inf, d).astype(np.float32)
+    idx = np.where(missing, -1, i).astype(np.int64)
+    order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, idx), -s), axis=-1)
+    return np.take_along_axis(s, order, 1), np.take_along_axis(idx, order, 1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_raw_answers_reordered_like_a_full_sort(seed: int) -> None:
+    """Whatever order FAISS hands back (ties in any order, rows out of order, padding
+    anywhere), search returns each row as a full (-score, idx) sort would."""
+    rng = np.random.default_rng(seed)
+    nq, k = 30, 12
+    d = rng.integers(0, 4, (nq, k)).astype(np.float32)  # few distinct scores: many ties
+    d[:10] = -np.sort(-d[:10], axis=1)  # some rows already best first
+    i = np.stack([rng.permutation(50)[:k] for _ in range(nq)]).astype(np.int64)
+    pad = rng.random((nq, k)) < 0.15
+    i[pad & (rng.random((nq, k)) < 0.5)] = -1
+    d[pad] = np.float32(-3.4028235e38)
+
+    class Stub:
+        def search(self, q, kk):
+            return d.copy(), i.copy()
+
+    index = FaissIndex.build(random_unit(60, 4, seed), factory="HNSW8")
+    index.index = Stub()
+    scores, idx = index.search(np.zeros((nq, 4), np.float32), k)
+    ref_s, ref_i = full_sort(d, i)
+    np.testing.assert_array_equal(idx, ref_i)
+    np.testing.assert_array_equal(scores, ref_s)
+
+
+@pytest.mark.parametrize("factory", ["IVF8,Flat", "HNSW8"])
+def test_approximate_answers_sorted_with_ties_by_doc(factory: str) -> None:
+    d, q = int_data(800, 25)
+    index = FaissIndex.build(d, factory=factory, nprobe=2, ef_search=16)
+    raw_d, raw_i = index.index.search(q, 50)
+    scores, idx = index.search(q, 50)
+    ref_s, ref_i = full_sort(raw_d, raw_i)
+    np.testing.assert_array_equal(idx, ref_i)
+    np.testing.assert_array_equal(scores, ref_s)
+
+
 def test_l2_metric_scores_negative_distance() -> None:
     d, q = int_data(300, 5)
     scores, idx = FaissIndex.build(d, factory="Flat", metric="l2").search(q, 20)
@@ -291,6 +337,23 @@ def test_build_from_blocks_equals_build_from_the_matrix(
     assert seen == [(min(700, 97 * i), 700) for i in range(1, 9)]
 
 
+def test_default_train_size_is_faiss_own_sample_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    from irbench.index import faiss as faiss_index
+    from irbench.index.faiss import default_train_size
+
+    assert default_train_size(faiss.index_factory(8, "IVF1024,Flat")) == 256 * 1024
+    assert default_train_size(faiss.index_factory(8, "IVF16,PQ4")) == 256 * 256
+    assert default_train_size(faiss.index_factory(8, "OPQ4,IVF512,PQ4")) == 256 * 512
+    assert default_train_size(faiss.index_factory(8, "SQ8")) == 256 * 256
+    d = random_unit(700, 16, 8)
+    monkeypatch.setattr(faiss_index, "default_train_size", lambda index: 120)
+    sampled = FaissIndex.build(d, factory="IVF4,Flat")  # train_size null: 120 rows sampled
+    given = FaissIndex.build(d, factory="IVF4,Flat", train_size=120)
+    every = FaissIndex.build(d, factory="IVF4,Flat", train_size=700)
+    serial = [bytes(faiss.serialize_index(x.cpu_index)) for x in (sampled, given, every)]
+    assert serial[0] == serial[1] != serial[2]
+
+
 def test_batches_rechunk_blocks_and_check_them() -> None:
     from irbench.index.faiss import _batches
     from irbench.types import DenseBlocks
@@ -392,3 +455,25 @@ def test_minilm_matches_sentence_transformers_formula() -> None:
     got = e.encode_texts(sample)
     assert e.dim == 384 and got.shape == (4, 384)
     np.testing.assert_allclose(got, want.numpy(), atol=1e-5)
+
+
+def test_query_batches_use_faiss_blas_path_and_restore_the_global() -> None:
+    """FAISS's flat-distance switch (queries x dim >= distance_compute_blas_threshold) is set
+    per search so that batches of BLAS_MIN_QUERIES queries or more take the BLAS path; the
+    global is restored afterwards."""
+    from irbench.index import faiss as faiss_index
+
+    seen = []
+    index = FaissIndex.build(random_unit(60, 4, 0), factory="HNSW8")
+    real = index.index
+
+    class Spy:
+        def search(self, q, kk, **kw):
+            seen.append(faiss.cvar.distance_compute_blas_threshold)
+            return real.search(q, kk, **kw)
+
+    before = faiss.cvar.distance_compute_blas_threshold
+    index.index = Spy()
+    index.search(random_unit(9, 4, 1), 3)
+    assert seen == [faiss_index.BLAS_MIN_QUERIES * 4]
+    assert faiss.cvar.distance_compute_blas_threshold == before

@@ -355,7 +355,6 @@ def bench_index(
     if big:
         notes.append(f"k={big} exceeds the {n_docs} docs")
     echo(vs.describe())
-    rows: list[dict[str, Any]] = []
     work = Path(tempfile.mkdtemp(prefix="irbench-bench-index-"))
     built: list[tuple[str, Engine, float, Any]] = []
     try:
@@ -364,93 +363,23 @@ def bench_index(
         ref = NumbaIndex.build(vs.docs)
         exact = {k: ref.search(vs.queries, min(k, n_docs), threads=0)[1] for k in ks}
         del ref
-        # 1. build everything (each build timed alone)
-        for key, build, settings in engines:
-            cls = ENGINES[key]
-            why = cls.missing()
-            if why:
-                if f"skipped {why}" not in notes:
-                    notes.append(f"skipped {why}")
-                    echo(f"note: skipped {why}")
-                continue
-            build = _resolve_auto(key, dict(build), n_docs)
-            eng: Engine = cls(settings=settings, **build)
-            what = ", ".join(f"{a}={b}" for a, b in build.items()) or "defaults"
-            echo(f"{cls.engine}: building ({what}) ...")
-            try:
-                with quiet_native_output():
-                    build_s = timed_build(eng, vs.docs, work / f"{key}-{len(built)}")
-                prep = eng.prepare(vs.queries)
-            except Exception as e:  # a peer that fails must not sink the whole run
-                notes.append(f"{cls.engine}: build failed ({type(e).__name__}: {e}); skipped")
-                echo(f"note: {cls.engine} build failed: {e}")
-                continue
-            echo(f"  built in {build_s:.1f} s, {eng.size_bytes / 2**20:.1f} MB")
-            built.append((key, eng, build_s, prep))
-        # 2. per k: recall and nDCG once, then all rows timed interleaved (call by call, the
-        #    order flipped every round) so that a slow spell of the machine hits all alike
-        specs = [
-            (key, eng, b, prep, st) for key, eng, b, prep in built for st in eng.search_settings
-        ]
-        for k in ks:
-            kk = min(k, n_docs)
-            quality = []
-            for _key, eng, _b, prep, st in specs:
-                with quiet_native_output():
-                    found = eng.batch(prep, kk, 1, **st)
-                quality.append(
-                    (recall_at_k(found, exact[k]), ndcg10(found, vs) if k >= 10 else None)
-                )
-            for t in threads_list:
-                idx = [i for i, sp_ in enumerate(specs) if t == 1 or type(sp_[1]).multithreaded]
-                echo(f"timing k={k} threads={t}: {len(idx)} engine settings, interleaved ...")
-                fns = [_batch_call(specs[i][1], specs[i][3], kk, t, specs[i][4]) for i in idx]
-                cpu: list[list[float]] = []
-                with quiet_native_output(), timing.pinned_for(t):
-                    secs = timing.repeat_interleaved(
-                        fns, min_repeats=min_repeats, min_seconds=min_seconds, cpu_out=cpu
-                    )
-                    lats = None
-                    if latency and t == 1:
-                        one = [_one_call(specs[j][1], specs[j][3], kk, specs[j][4]) for j in idx]
-                        lats = timing.latencies_interleaved(
-                            one, [range(nq)] * len(idx), min_seconds=min_seconds
-                        )
-                for n, i in enumerate(idx):
-                    key, eng, build_s, _prep, st = specs[i]
-                    lat = (
-                        timing.latency_stats(lats[n])
-                        if lats is not None
-                        else {"mean_ms": None, "p50_ms": None, "p99_ms": None}
-                    )
-                    rows.append(
-                        {
-                            "engine": eng.engine,
-                            "setting": eng.describe(st),
-                            "corpus": vs.name,
-                            "k": int(k),
-                            "threads": int(t),
-                            "build_s": float(build_s),
-                            "size_mb": float(eng.size_bytes / 2**20),
-                            **lat,
-                            "qps": timing.qps(nq, secs[n]),
-                            "cores_used": sum(cpu[n]) / max(sum(secs[n]), 1e-12),
-                            "recall": quality[i][0],
-                            "ndcg@10": quality[i][1],
-                            "exact": bool(eng.exact),
-                            "key": key,
-                            "_order": i,
-                        }
-                    )
-        for _key, eng, _b, _p in built:
-            eng.close()
+        built = build_engines(
+            engines, vs.docs, vs.queries, work, notes, echo,
+            resolve=lambda key, build: _resolve_auto(key, build, n_docs),
+        )  # fmt: skip
+        rows = time_engines(
+            built, nq, n_docs, ks, threads_list, corpus=vs.name,
+            quality=lambda found, k: (
+                recall_at_k(found, exact[k]), ndcg10(found, vs) if k >= 10 else None
+            ),
+            min_seconds=min_seconds, min_repeats=min_repeats, latency=latency, echo=echo,
+        )  # fmt: skip
     finally:
         import shutil
 
+        for _key, eng, _b, _p in built:
+            eng.close()
         shutil.rmtree(work, ignore_errors=True)
-    rows.sort(key=lambda r: (r["_order"], r["k"], r["threads"]))
-    for r in rows:
-        del r["_order"]
     meta = {
         "corpus": vs.describe(),
         "docs": n_docs,
@@ -465,6 +394,127 @@ def bench_index(
         write_outputs(Path(out_dir), rows, meta)
         meta["out_dir"] = str(out_dir)
     return rows, meta
+
+
+def build_engines(
+    engines: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]],
+    docs: Any,
+    queries: Any,
+    work: Path,
+    notes: list[str],
+    echo: Callable[[str], None],
+    *,
+    registry: dict[str, type[Engine]] | None = None,
+    resolve: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[tuple[str, Engine, float, Any]]:
+    """Build each ``(key, build params, search settings)`` of ``registry`` (default
+    :data:`ENGINES`) on ``docs``, each build timed alone, and prepare ``queries`` for it:
+    ``(key, engine, build_s, prepared queries)`` per engine built. An engine whose package
+    is missing, or whose build fails, is skipped with a note."""
+    registry = registry or ENGINES
+    built: list[tuple[str, Engine, float, Any]] = []
+    for key, build, settings in engines:
+        cls = registry[key]
+        why = cls.missing()
+        if why:
+            if f"skipped {why}" not in notes:
+                notes.append(f"skipped {why}")
+                echo(f"note: skipped {why}")
+            continue
+        build = resolve(key, dict(build)) if resolve else dict(build)
+        eng: Engine = cls(settings=settings, **build)
+        what = ", ".join(f"{a}={b}" for a, b in build.items()) or "defaults"
+        echo(f"{cls.engine}: building ({what}) ...")
+        try:
+            with quiet_native_output():
+                build_s = timed_build(eng, docs, work / f"{key}-{len(built)}")
+            prep = eng.prepare(queries)
+        except Exception as e:  # a peer that fails must not sink the whole run
+            notes.append(f"{cls.engine}: build failed ({type(e).__name__}: {e}); skipped")
+            echo(f"note: {cls.engine} build failed: {e}")
+            eng.close()
+            continue
+        echo(f"  built in {build_s:.1f} s, {eng.size_bytes / 2**20:.1f} MB")
+        built.append((key, eng, build_s, prep))
+    return built
+
+
+def time_engines(
+    built: Sequence[tuple[str, Engine, float, Any]],
+    nq: int,
+    n_docs: int,
+    ks: Sequence[int],
+    threads_list: Sequence[int],
+    *,
+    corpus: str,
+    quality: Callable[[np.ndarray, int], tuple[float, float | None]],
+    min_seconds: float = 1.0,
+    min_repeats: int = 3,
+    latency: bool = True,
+    echo: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """One row per (engine, search setting, k, thread count), engine order kept: per k,
+    ``quality(found, k)`` -> (recall, nDCG@10) once per setting, then all settings timed
+    **interleaved** (:func:`irbench.bench.timing.repeat_interleaved`: one call each per
+    round, the order flipped every round) so that a slow spell of the machine hits all
+    alike; latency (one query per call) at 1 thread."""
+    specs = [(key, eng, b, prep, st) for key, eng, b, prep in built for st in eng.search_settings]
+    rows: list[dict[str, Any]] = []
+    for k in ks:
+        kk = min(k, n_docs)
+        quality_k = []
+        for _key, eng, _b, prep, st in specs:
+            with quiet_native_output():
+                found = eng.batch(prep, kk, 1, **st)
+            quality_k.append(quality(found, k))
+        for t in threads_list:
+            idx = [i for i, sp_ in enumerate(specs) if t == 1 or type(sp_[1]).multithreaded]
+            echo(f"timing k={k} threads={t}: {len(idx)} engine settings, interleaved ...")
+            fns = [_batch_call(specs[i][1], specs[i][3], kk, t, specs[i][4]) for i in idx]
+            cpu: list[list[float]] = []
+            with quiet_native_output(), timing.pinned_for(t):
+                secs = timing.repeat_interleaved(
+                    fns, min_repeats=min_repeats, min_seconds=min_seconds, cpu_out=cpu
+                )
+                lats = None
+                if latency and t == 1:
+                    one = [_one_call(specs[j][1], specs[j][3], kk, specs[j][4]) for j in idx]
+                    lats = timing.latencies_interleaved(
+                        one, [range(nq)] * len(idx), min_seconds=min_seconds
+                    )
+            for n, i in enumerate(idx):
+                key, eng, build_s, _prep, st = specs[i]
+                lat = (
+                    timing.latency_stats(lats[n])
+                    if lats is not None
+                    else {"mean_ms": None, "p50_ms": None, "p99_ms": None}
+                )
+                rows.append(
+                    {
+                        "engine": eng.engine,
+                        "setting": eng.describe(st),
+                        "series": eng.series(),
+                        "corpus": corpus,
+                        "k": int(k),
+                        "threads": int(t),
+                        "build_s": float(build_s),
+                        "size_mb": float(eng.size_bytes / 2**20),
+                        "build_rss_mb": eng.build_rss_mb,
+                        "build_base_mb": eng.build_base_mb,
+                        **lat,
+                        "qps": timing.qps(nq, secs[n]),
+                        "cores_used": sum(cpu[n]) / max(sum(secs[n]), 1e-12),
+                        "recall": quality_k[i][0],
+                        "ndcg@10": quality_k[i][1],
+                        "exact": bool(eng.exact),
+                        "key": key,
+                        "_order": i,
+                    }
+                )
+    rows.sort(key=lambda r: (r["_order"], r["k"], r["threads"]))
+    for r in rows:
+        del r["_order"]
+    return rows
 
 
 # -------------------------------------------------------------------------------- report
@@ -510,27 +560,38 @@ def ratios(rows: list[dict[str, Any]], target_recall: float = 0.95) -> list[dict
     return out
 
 
-def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
-    lines = [f"# Sparse query processing: {meta['corpus']}", ""]
+def to_markdown(
+    rows: list[dict[str, Any]],
+    meta: dict[str, Any],
+    *,
+    title: str = "Sparse query processing",
+    extra: Callable[[dict[str, Any]], list[str]] | None = None,
+) -> str:
+    """``bench.md``: machine, command, the rows, the ratio table, ``extra(meta)`` lines, notes.
+    A ``build_rss_mb`` column appears when any row has one."""
+    rss = any(r.get("build_rss_mb") is not None for r in rows)
+    lines = [f"# {title}: {meta['corpus']}", ""]
     lines += [f"Machine: {timing.describe_machine(meta['machine'])}; {meta['date']}", ""]
     if meta.get("command"):
         lines += ["```", meta["command"], "```", ""]
+    head = ["engine", "setting", "k", "threads", "build_s", "size_mb"]
+    head += ["build peak MiB"] if rss else []
+    head += ["QPS", "cores used", "mean_ms", "p50_ms", "p99_ms", "recall", "nDCG@10"]
     lines += [
         "QPS: all queries in one call per engine (median of repeats); latency: one query per "
         "call (1 thread, incl. per-call Python overhead); recall@k against the exact top-k.",
         "",
-        "| engine | setting | k | threads | build_s | size_mb | QPS | cores used | mean_ms | p50_ms "
-        "| p99_ms | recall | nDCG@10 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
     ]
     for r in rows:
-        lines.append(
-            f"| {r['engine']} | {r['setting']} | {r['k']} | {r['threads']} | {cell(r['build_s'])} | "
-            f"{cell(r['size_mb'], 1)} | {cell(r['qps'], 0)} | {cell(r['cores_used'], 2)} | "
-            f"{cell(r['mean_ms'], 3)} | "
-            f"{cell(r['p50_ms'], 3)} | {cell(r['p99_ms'], 3)} | {cell(r['recall'], 3)} | "
-            f"{cell(r['ndcg@10'], 4)} |"
-        )
+        cells = [r["engine"], r["setting"], str(r["k"]), str(r["threads"]), cell(r["build_s"]),
+                 cell(r["size_mb"], 1)]  # fmt: skip
+        cells += [cell(r.get("build_rss_mb"), 0)] if rss else []
+        cells += [cell(r["qps"], 0), cell(r["cores_used"], 2), cell(r["mean_ms"], 3),
+                  cell(r["p50_ms"], 3), cell(r["p99_ms"], 3), cell(r["recall"], 3),
+                  cell(r["ndcg@10"], 4)]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
     if meta.get("ratios"):
         lines += [
             "",
@@ -544,6 +605,8 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"| {r['k']} | {r['ours']} | {r['vs']} | {r['vs_setting']} | "
                 f"{cell(r['ours_qps'], 0)} | {cell(r['vs_qps'], 0)} | {r['ratio']:.2f}x |"
             )
+    if extra is not None:
+        lines += extra(meta)
     for note in meta.get("notes", []):
         lines += ["", f"Note: {note}"]
     return "\n".join(lines) + "\n"
@@ -566,7 +629,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
         by_engine: dict[str, list] = {}
         for r in rows:
             if r["k"] == k and r["threads"] == 1 and r["qps"] and r["recall"] == r["recall"]:
-                by_engine.setdefault(r["engine"], []).append((1000.0 / r["qps"], r["recall"]))
+                line = r.get("series", r["engine"])
+                by_engine.setdefault(line, []).append((1000.0 / r["qps"], r["recall"]))
         for name, pts in sorted(by_engine.items()):
             pts.sort()
             ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
@@ -582,9 +646,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def _json_row(r: dict[str, Any]) -> dict[str, Any]:
+def _json_row(r: dict[str, Any], columns: Sequence[str] = COLUMNS) -> dict[str, Any]:
     out = {}
-    for key in COLUMNS:
+    for key in columns:
         v = r.get(key)
         if isinstance(v, float):
             v = None if v != v else round(v, 6 if key in ("recall", "ndcg@10") else 4)
@@ -592,11 +656,21 @@ def _json_row(r: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def write_outputs(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+def write_outputs(
+    out: Path,
+    rows: list[dict[str, Any]],
+    meta: dict[str, Any],
+    *,
+    columns: Sequence[str] = COLUMNS,
+    title: str = "Sparse query processing",
+    extra: Callable[[dict[str, Any]], list[str]] | None = None,
+) -> None:
+    """``bench.json`` (one object per row, keys ``columns``), ``bench.md``, ``meta.json``,
+    ``recall_latency.png``."""
     from irbench.runs.atomic import write_json, write_text
 
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "bench.json", [_json_row(r) for r in rows])
-    write_text(out / "bench.md", to_markdown(rows, meta))
+    write_json(out / "bench.json", [_json_row(r, columns) for r in rows])
+    write_text(out / "bench.md", to_markdown(rows, meta, title=title, extra=extra))
     write_text(out / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
     plot(rows, out / "recall_latency.png")

@@ -102,6 +102,12 @@ class Engine:
         self.build_params = build
         self.search_settings = settings or [{}]
         self.size_bytes = 0
+        #: peak resident memory of the build (MiB), and the building process's resident
+        #: memory just before it started, where the engine measures them
+        self.build_rss_mb: float | None = None
+        self.build_base_mb: float | None = None
+        #: build seconds the engine measured itself (e.g. in a child process), else None
+        self.build_seconds: float | None = None
 
     @classmethod
     def missing(cls) -> str | None:
@@ -117,6 +123,10 @@ class Engine:
 
     def describe(self, setting: dict[str, Any]) -> str:
         return _fmt_setting({**self.build_params, **setting})
+
+    def series(self) -> str:
+        """The line this engine's points join in the recall-vs-latency plot."""
+        return self.engine
 
     def build(self, docs: sp.csr_matrix, workdir: Path) -> None:
         raise NotImplementedError
@@ -552,11 +562,13 @@ ENGINES: dict[str, type[Engine]] = {
 }
 
 
-def timed_build(engine: Engine, docs: sp.csr_matrix, workdir: Path) -> float:
-    """Build ``engine`` in a fresh ``workdir``; returns wall seconds."""
+def timed_build(engine: Engine, docs: Any, workdir: Path) -> float:
+    """Build ``engine`` in a fresh ``workdir``; returns wall seconds (or the seconds the
+    engine measured itself, :attr:`Engine.build_seconds`)."""
     if workdir.exists():
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
     t0 = time.perf_counter()
     engine.build(docs, workdir)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    return wall if engine.build_seconds is None else engine.build_seconds

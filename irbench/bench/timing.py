@@ -105,8 +105,10 @@ def repeat_interleaved(
     """:func:`repeat` for several callables at once, alternating them call by call.
 
     The order flips every round (ABBA...), so slow periods of a shared machine fall on all of
-    them alike and ratios between them stay meaningful. Each must reach ``min_repeats`` and
-    ``min_seconds``; returns one list of seconds per callable. If ``cpu_out`` is given, the
+    them alike and ratios between them stay meaningful. Each must reach ``min_repeats``, and
+    rounds go on until each has spent ``min_seconds`` or all together ``min_seconds`` per
+    callable (so one very fast callable does not keep the slow ones running for many
+    times their share); returns one list of seconds per callable. If ``cpu_out`` is given, the
     process CPU seconds of each timed call are appended to it (one list per callable).
     """
     if cpu_out is not None:
@@ -122,7 +124,8 @@ def repeat_interleaved(
     def more() -> bool:
         if rounds < max(1, min_repeats):
             return True
-        return rounds < max_repeats and min(totals) < min_seconds
+        budget = sum(totals) < min_seconds * len(fns)
+        return rounds < max_repeats and min(totals) < min_seconds and budget
 
     while more():
         for i in order if rounds % 2 == 0 else order[::-1]:
@@ -192,7 +195,9 @@ def latencies_interleaved(
     """:func:`latencies` for several callables, alternating them item by item.
 
     ``items[j]`` are the inputs of ``fns[j]`` (same length: the same queries in each
-    callable's own form). Returns one list of per-item seconds per callable.
+    callable's own form). Passes go on until each callable has spent ``min_seconds`` or all
+    together ``min_seconds`` per callable (as :func:`repeat_interleaved`). Returns one list
+    of per-item seconds per callable.
     """
     n = len(items[0]) if items else 0
     if n == 0:
@@ -205,7 +210,9 @@ def latencies_interleaved(
     totals = [0.0] * len(fns)
     passes = 0
     order = list(range(len(fns)))
-    while passes < max(1, min_passes) or (min(totals) < min_seconds and passes < max_passes):
+    while passes < max(1, min_passes) or (
+        min(totals) < min_seconds and sum(totals) < min_seconds * len(fns) and passes < max_passes
+    ):
         for i in range(n):
             for j in order if (i + passes) % 2 == 0 else order[::-1]:
                 t0 = clock()

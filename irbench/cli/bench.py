@@ -114,3 +114,7 @@ _register_encode(bench_app)
 from irbench.cli.bench_train import register as _register_train  # noqa: E402
 
 _register_train(bench_app)
+
+from irbench.cli.bench_dense import register as _register_dense  # noqa: E402
+
+_register_dense(bench_app)

@@ -4,7 +4,8 @@
 ``IVF1024,PQ32``; ``OPQ16,IVF256,PQ16``...) over the inner product (``metric: ip``, the
 default) or the L2 distance (``metric: l2``, scored as ``-distance`` so that larger is better).
 Indexes that need training (IVF, PQ, SQ...) are trained on ``train_size`` docs drawn with
-``seed`` (all docs when null). Search-time knobs ``nprobe`` (IVF) and ``ef_search`` (HNSW) are
+``seed`` (when null, as many as FAISS's k-means would keep: 256 per IVF list, at least 65,536;
+all docs when fewer). Search-time knobs ``nprobe`` (IVF) and ``ef_search`` (HNSW) are
 applied wherever the index has them; ``ef_construction`` (HNSW) applies while building.
 
 Results follow the :class:`irbench.types.Index` contract: rows sorted by score descending, ties
@@ -47,6 +48,13 @@ _PAD = np.float32(-3.0e38)  # FAISS marks missing hits with -FLT_MAX (ip) / +FLT
 ADD_BATCH = 1 << 16
 #: the largest ``ef_search`` calibration tries (or k, when larger)
 EF_SEARCH_MAX = 4096
+#: query batches from this many queries on compute flat distances (exhaustive indexes, IVF
+#: coarse quantizers) with one BLAS matrix product rather than one query at a time. FAISS
+#: 1.15 switches only at queries x dim >= 128,000 (333 queries at dim 384), and its
+#: one-at-a-time path is 3-22x slower per query from 4-8 queries on (measured on this
+#: project's 2-core machine at 5k-200k docs, d 64-384: ``irbench bench dense``,
+#: docs/benchmarks.md)
+BLAS_MIN_QUERIES = 8
 
 
 def _one_line(exc: BaseException | None) -> str:
@@ -89,6 +97,9 @@ class FaissIndex:
     """A FAISS index plus the knobs and bookkeeping of the :class:`~irbench.types.Index` API."""
 
     type_name = "faiss"
+    #: part of the index cache key: bumped when the same config builds a different index
+    #: (2: ``train_size: null`` samples :func:`default_train_size` rows, not every row)
+    build_version = 2
     #: settings that only steer search: not part of the index cache key (see ``configure``)
     search_keys = ("nprobe", "ef_search")
 
@@ -204,13 +215,13 @@ class FaissIndex:
             "supports IVF factories (nprobe) and HNSW factories (ef_search)"
         )
 
-    def _params(self, nprobe: int | None = None, ef_search: int | None = None) -> Any:
+    def search_params(self, nprobe: int | None = None, ef_search: int | None = None) -> Any:
         """Per-call FAISS SearchParameters for ``nprobe`` (IVF; an IVF's HNSW quantizer gets
         ``ef_search``) or ``ef_search`` (HNSW), through pre-transform and refine wrappers;
         None when nothing applies."""
         if nprobe is None and ef_search is None:
             return None
-        return _search_params(self.cpu_index, nprobe, ef_search)
+        return search_parameters(self.cpu_index, nprobe, ef_search)
 
     def _cpu(self) -> FaissIndex:
         """This index searched on the CPU: itself, or a CPU twin of a GPU index
@@ -232,7 +243,7 @@ class FaissIndex:
         cpu = self._cpu()
         faiss.cvar.indexIVF_stats.reset()
         faiss.cvar.hnsw_stats.reset()
-        _, idx = cpu.search(queries, k, threads, params=cpu._params(**knobs))
+        _, idx = cpu.search(queries, k, threads, params=cpu.search_params(**knobs))
         ndis = int(faiss.cvar.indexIVF_stats.ndis) + int(faiss.cvar.hnsw_stats.ndis)
         return idx, ndis / max(1, len(idx))
 
@@ -247,7 +258,7 @@ class FaissIndex:
         ivf = self._ivf()
         if ivf is not None:
             nlist = int(ivf.nlist)
-            return cpu.search(queries, k, threads, params=cpu._params(nlist, nlist))
+            return cpu.search(queries, k, threads, params=cpu.search_params(nlist, nlist))
         base = faiss.downcast_index(self.cpu_index)
         if isinstance(base, faiss.IndexHNSW):
             flat = FaissIndex(base.storage, factory=f"{self.factory} storage", metric=self.metric)
@@ -311,7 +322,8 @@ class FaissIndex:
     ) -> FaissIndex:
         """Build from a float32 doc matrix ``[n_docs, dim]`` (row = internal doc index) or
         from :class:`~irbench.types.DenseBlocks`, read one block at a time: the training
-        sample (``train_size`` rows, or every row when null) is gathered first, then the
+        sample (``train_size`` rows drawn with ``seed``; when null,
+        :func:`default_train_size`) is gathered first, then the
         rows are added in batches of ``ADD_BATCH`` whatever the blocks' sizes, so the index
         is the same as from the merged matrix and the vectors are never held whole (unless
         training needs them all)."""
@@ -332,9 +344,10 @@ class FaissIndex:
         _seed_clustering(index, seed)
         work = _to_gpu(index) if _gpu_wanted(gpu, base) else index
         if not work.is_trained:
+            size = default_train_size(index) if train_size is None else train_size
             rows = None
-            if train_size is not None and train_size < n:
-                rows = np.sort(np.random.default_rng(seed).choice(n, train_size, replace=False))
+            if size < n:
+                rows = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
             sample = _gather(blocks, rows)
             try:
                 work.train(sample)
@@ -441,16 +454,27 @@ class FaissIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search, rows re-sorted by (-score, idx), padding as (-inf, -1)."""
         d, i = self.index.search(q, k) if params is None else self.index.search(q, k, params=params)
-        scores = np.asarray(d, dtype=np.float32)
+        scores = np.array(d, dtype=np.float32, copy=None)
         if self.metric == "l2":
             scores = -scores
-        idx = np.asarray(i, dtype=np.int64)
+        idx = np.array(i, dtype=np.int64, copy=None)
         missing = (idx < 0) | (scores <= _PAD)
-        scores = np.where(missing, np.float32(-np.inf), scores)
-        idx = np.where(missing, np.int64(-1), idx)
-        # sort key: score desc, then idx asc; padding (-inf, -1) last
-        order = np.lexsort((np.where(missing, np.iinfo(np.int64).max, idx), -scores), axis=-1)
-        return np.take_along_axis(scores, order, 1), np.take_along_axis(idx, order, 1)
+        any_missing = bool(missing.any())
+        if any_missing:
+            scores[missing] = -np.inf
+            idx[missing] = -1
+        # FAISS gives rows best first; only the order within runs of equal scores (and any
+        # row out of order) needs fixing: re-sort just the rows that break (score desc, idx
+        # asc), padding (-inf, -1) last
+        key = np.where(missing, np.iinfo(np.int64).max, idx) if any_missing else idx
+        s0, s1 = scores[:, :-1], scores[:, 1:]
+        bad = (s1 > s0) | ((s1 == s0) & (key[:, 1:] < key[:, :-1]))
+        rows = np.flatnonzero(bad.any(axis=1))
+        if len(rows):
+            order = np.lexsort((key[rows], -scores[rows]), axis=-1)
+            scores[rows] = np.take_along_axis(scores[rows], order, 1)
+            idx[rows] = np.take_along_axis(idx[rows], order, 1)
+        return scores, idx
 
     def search(
         self, queries: np.ndarray, k: int, threads: int = 0, *, params: Any = None
@@ -458,7 +482,7 @@ class FaissIndex:
         """Top-k: ``(scores float32 [nq, k], doc_idx int64 [nq, k])``, best first (score
         desc, doc index asc), padded with -inf / -1. ``threads`` > 0 sets FAISS's OpenMP
         thread count for this call, 0 = all; ``params``: FAISS SearchParameters for this
-        call (see :meth:`_params`)."""
+        call (see :meth:`search_params`)."""
         k = int(k)
         if k < 0:
             raise ConfigError(f"k={k}: must be >= 0")
@@ -470,22 +494,29 @@ class FaissIndex:
                 f"index=faiss: query vectors of shape {q.shape} do not match the index dim "
                 f"{self.dim}; was the index built with another encoder?"
             )
-        nq = int(q.shape[0])
-        out_s = np.full((nq, k), -np.inf, dtype=np.float32)
-        out_d = np.full((nq, k), -1, dtype=np.int64)
-        n = self.n_docs
+        nq, n = int(q.shape[0]), self.n_docs
+
+        def padded() -> tuple[np.ndarray, np.ndarray]:
+            return np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64)
+
         if nq == 0 or k == 0 or n == 0:
-            return out_s, out_d
+            return padded()
         old = faiss.omp_get_max_threads()
         if threads and threads > 0:
             faiss.omp_set_num_threads(int(threads))
+        old_blas = faiss.cvar.distance_compute_blas_threshold
+        faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * self.dim
         try:
             if not self._exhaustive:
                 s, d = self._raw_search(q, min(k, n), params)
+                if s.shape[1] == k:
+                    return s, d
+                out_s, out_d = padded()
                 out_s[:, : s.shape[1]], out_d[:, : d.shape[1]] = s, d
                 return out_s, out_d
             # exhaustive: one extra hit shows whether a tie straddles the k-th place; if so the
             # row is searched deeper until the tie group ends (or every doc is returned)
+            out_s, out_d = padded()
             depth = min(k + 1, n)
             rows = np.arange(nq)
             while len(rows):
@@ -499,8 +530,19 @@ class FaissIndex:
                 depth = min(2 * depth, n)
             return out_s, out_d
         finally:
+            faiss.cvar.distance_compute_blas_threshold = old_blas
             if threads and threads > 0:
                 faiss.omp_set_num_threads(old)
+
+
+def default_train_size(index: Any) -> int:
+    """Training rows when ``train_size`` is null: as many as FAISS's k-means keeps anyway
+    (``max_points_per_centroid``, 256, per centroid) for the larger of the IVF lists and a
+    256-entry PQ codebook; every row when the corpus is smaller. Gathering more would only
+    hold memory for FAISS to subsample."""
+    ivf = faiss.try_extract_index_ivf(faiss.downcast_index(index))
+    nlist = int(ivf.nlist) if ivf is not None else 0
+    return int(faiss.ClusteringParameters().max_points_per_centroid) * max(nlist, 256)
 
 
 def _seed_clustering(index: Any, seed: int) -> None:
@@ -517,16 +559,16 @@ def _seed_clustering(index: Any, seed: int) -> None:
         pq.cp.seed = int(seed)
 
 
-def _search_params(index: Any, nprobe: int | None, ef_search: int | None) -> Any:
-    """SearchParameters for ``index`` (see :meth:`FaissIndex._params`). Nested parameters
+def search_parameters(index: Any, nprobe: int | None, ef_search: int | None) -> Any:
+    """SearchParameters for ``index`` (see :meth:`FaissIndex.search_params`). Nested parameters
     go through the constructors, whose Python wrappers keep them alive (an attribute set
     afterwards would leave FAISS a dangling pointer)."""
     d = faiss.downcast_index(index)
     if isinstance(d, faiss.IndexPreTransform):
-        inner = _search_params(d.index, nprobe, ef_search)
+        inner = search_parameters(d.index, nprobe, ef_search)
         return None if inner is None else faiss.SearchParametersPreTransform(index_params=inner)
     if isinstance(d, faiss.IndexRefine):
-        inner = _search_params(d.base_index, nprobe, ef_search)
+        inner = search_parameters(d.base_index, nprobe, ef_search)
         if inner is None:
             return None
         return faiss.IndexRefineSearchParameters(k_factor=d.k_factor, base_index_params=inner)

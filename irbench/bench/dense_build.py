@@ -1,0 +1,66 @@
+"""The child-process side of ``irbench bench dense``'s builds: imports only numpy, FAISS and
+:mod:`irbench.index.faiss`, so that the process's resident memory before the build is small
+and its peak is the build's."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def build(kind: str, files: list[str], dim: int, params: dict[str, Any], out: str) -> dict:
+    """Build ``kind`` from the ``.npy`` chunks ``files`` and save it to ``out``: "irbench"
+    streams the memory-mapped chunks through ``FaissIndex.build``; "faiss" stacks them in
+    memory and builds with FAISS directly (``index_factory``, ``train`` on the same sample
+    -- ``train_size`` or FAISS's own k-means sample size -- with the same k-means seed,
+    ``add``, ``write_index``). Returns ``{"build_s",
+    "peak_rss_mb", "base_rss_mb"}``: seconds, and this process's resident memory at its peak
+    during the build and just before it (Linux ``VmHWM``, reset after the imports)."""
+    import faiss
+
+    from irbench.index.faiss import METRICS, FaissIndex, _seed_clustering, default_train_size
+    from irbench.runs.manifest import peak_rss_mb, reset_peak_rss
+    from irbench.types import DenseBlocks
+
+    paths = [Path(f) for f in files]
+    n = sum(np.load(f, mmap_mode="r").shape[0] for f in paths)
+    reset_peak_rss()
+    base = peak_rss_mb()
+    t0 = time.perf_counter()
+    if kind == "irbench":
+        blocks = DenseBlocks(lambda: (np.load(f, mmap_mode="r") for f in paths), n, dim)
+        FaissIndex.build(blocks, **params).save(out)
+    elif kind == "faiss":
+        x = np.ascontiguousarray(np.vstack([np.load(f) for f in paths]), np.float32)
+        seed = int(params.get("seed", 0))
+        index = faiss.index_factory(dim, params["factory"], METRICS[params.get("metric", "ip")])
+        _seed_clustering(index, seed)
+        if not index.is_trained:
+            size = params.get("train_size") or default_train_size(index)
+            if size < n:
+                rows = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+                index.train(x[rows])
+            else:
+                index.train(x)
+        index.add(x)
+        faiss.write_index(index, out)
+    else:
+        raise ValueError(f"unknown build kind {kind!r}")
+    return {"build_s": time.perf_counter() - t0, "peak_rss_mb": peak_rss_mb(), "base_rss_mb": base}
+
+
+def main() -> None:
+    """``python -m irbench.bench.dense_build KIND OUT DIM PARAMS_JSON FILE...``: :func:`build`,
+    its result as one JSON line on stdout."""
+    import json
+    import sys
+
+    kind, out, dim, params, *files = sys.argv[1:]
+    print(json.dumps(build(kind, files, int(dim), json.loads(params), out)))
+
+
+if __name__ == "__main__":
+    main()
