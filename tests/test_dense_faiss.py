@@ -186,8 +186,9 @@ def full_sort(d: np.ndarray, i: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(s, order, 1), np.take_along_axis(idx, order, 1)
 
 
+@pytest.mark.parametrize("metric", ["ip", "l2"])
 @pytest.mark.parametrize("seed", range(5))
-def test_raw_answers_reordered_like_a_full_sort(seed: int) -> None:
+def test_raw_answers_reordered_like_a_full_sort(seed: int, metric: str) -> None:
     """Whatever order FAISS hands back (ties in any order, rows out of order, padding
     anywhere), search returns each row as a full (-score, idx) sort would."""
     rng = np.random.default_rng(seed)
@@ -198,12 +199,13 @@ def test_raw_answers_reordered_like_a_full_sort(seed: int) -> None:
     pad = rng.random((nq, k)) < 0.15
     i[pad & (rng.random((nq, k)) < 0.5)] = -1
     d[pad] = np.float32(-3.4028235e38)
+    d[-1, 0] = np.nan  # a NaN score (e.g. from NaN vectors) goes last, as a full sort puts it
 
-    class Stub:
+    class Stub:  # l2: FAISS hands distances, smallest first, padding +FLT_MAX
         def search(self, q, kk):
-            return d.copy(), i.copy()
+            return (d.copy() if metric == "ip" else -d), i.copy()
 
-    index = FaissIndex.build(random_unit(60, 4, seed), factory="HNSW8")
+    index = FaissIndex.build(random_unit(60, 4, seed), factory="HNSW8", metric=metric)
     index.index = Stub()
     scores, idx = index.search(np.zeros((nq, 4), np.float32), k)
     ref_s, ref_i = full_sort(d, i)
@@ -341,10 +343,15 @@ def test_default_train_size_is_faiss_own_sample_size(monkeypatch: pytest.MonkeyP
     from irbench.index import faiss as faiss_index
     from irbench.index.faiss import default_train_size
 
-    assert default_train_size(faiss.index_factory(8, "IVF1024,Flat")) == 256 * 1024
-    assert default_train_size(faiss.index_factory(8, "IVF16,PQ4")) == 256 * 256
-    assert default_train_size(faiss.index_factory(8, "OPQ4,IVF512,PQ4")) == 256 * 512
-    assert default_train_size(faiss.index_factory(8, "SQ8")) == 256 * 256
+    def size(factory: str) -> int | None:
+        return default_train_size(faiss.index_factory(8, factory))
+
+    assert size("IVF1024,Flat") == 256 * 1024 and size("IVF16,Flat") == 256 * 256
+    assert size("IVF16,PQ4") == 256 * 256 and size("IVF16,PQ4x10") == 256 * 1024
+    assert size("OPQ4,IVF512,PQ4") == 256 * 512 and size("PQ4x12") == 256 * 4096
+    assert size("PCA4,IVF16,Flat") == 256 * 256
+    # scalar quantizers take their ranges from every row; unknown types get every row too
+    assert size("SQ8") is None and size("IVF16,SQ8") is None and size("HNSW8") is None
     d = random_unit(700, 16, 8)
     monkeypatch.setattr(faiss_index, "default_train_size", lambda index: 120)
     sampled = FaissIndex.build(d, factory="IVF4,Flat")  # train_size null: 120 rows sampled
@@ -464,7 +471,7 @@ def test_query_batches_use_faiss_blas_path_and_restore_the_global() -> None:
     from irbench.index import faiss as faiss_index
 
     seen = []
-    index = FaissIndex.build(random_unit(60, 4, 0), factory="HNSW8")
+    index = FaissIndex.build(random_unit(60, 4, 0), factory="Flat")
     real = index.index
 
     class Spy:
@@ -475,5 +482,6 @@ def test_query_batches_use_faiss_blas_path_and_restore_the_global() -> None:
     before = faiss.cvar.distance_compute_blas_threshold
     index.index = Spy()
     index.search(random_unit(9, 4, 1), 3)
-    assert seen == [faiss_index.BLAS_MIN_QUERIES * 4]
+    per_float = faiss_index._BLAS_PER_FLOAT  # FAISS >= 1.15: queries x dim
+    assert seen == [faiss_index.BLAS_MIN_QUERIES * (4 if per_float else 1)]
     assert faiss.cvar.distance_compute_blas_threshold == before

@@ -19,7 +19,8 @@ count, timed interleaved with :func:`irbench.bench.index.time_engines` (the same
 * ``faiss`` -- the same factory built the way a FAISS user does: the chunks stacked in
   memory, ``index_factory`` + ``train`` (the same sample and k-means seed, so both hold the
   same index) + ``add``; ``faiss.write_index`` / ``read_index``; ``index.search``;
-* ``numpy`` -- exact: ``queries @ docs.T`` in blocks of queries, ``argpartition``, sort;
+* ``numpy`` -- exact: ``queries @ docs.T`` in blocks of queries, ``argpartition``, sort, its
+  BLAS threads set per call with threadpoolctl;
 * ``sentence_transformers`` -- exact: ``sentence_transformers.util.semantic_search`` with
   ``dot_score`` over a torch tensor (the ``[bench]`` extra).
 
@@ -32,6 +33,7 @@ peak resident memory, ``VmHWM`` reset after its imports on Linux) measures the b
 from __future__ import annotations
 
 import math
+import os
 import re
 import tempfile
 import time
@@ -254,7 +256,9 @@ def build_in_child(kind: str, docs: DenseSet, params: dict[str, Any], out: Path)
 
     cmd = [sys.executable, "-m", "irbench.bench.dense_build", kind, str(out), str(docs.dim),
            json.dumps(params), *map(str, docs.files)]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    root = str(Path(__file__).resolve().parents[2])  # irbench importable in the child too
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines() or [f"exit status {done.returncode}"]
         raise RuntimeError(lines[-1])
@@ -347,8 +351,11 @@ class NumpyExact(Engine):
     requires = ("threadpoolctl",)
 
     def build(self, docs, workdir):
+        from threadpoolctl import ThreadpoolController
+
         self.docs = docs.matrix()
         self.size_bytes = self.docs.nbytes
+        self._blas = ThreadpoolController()  # scans the loaded libraries once, not per call
 
     def describe(self, setting):
         return "exact; queries @ docs.T, argpartition"
@@ -370,10 +377,8 @@ class NumpyExact(Engine):
         return out
 
     def _limited(self, q, k, threads):
-        from threadpoolctl import threadpool_limits
-
         # BLAS threads beyond the cores it may use (1 in the pinned rows) would spin on one
-        with threadpool_limits(limits=threads, user_api="blas"):
+        with self._blas.limit(limits=threads, user_api="blas"):
             return self._topk(q, k)
 
     def batch(self, prep, k, threads, **setting):
@@ -426,6 +431,26 @@ ENGINES: dict[str, type[Engine]] = {
 }
 
 
+def check_engines(only: Sequence[str] | None, ks: Sequence[int]) -> list[int]:
+    """Validate ``--engine`` and ``--k`` before any work; the sorted distinct ks."""
+    unknown = sorted(set(only or []) - set(ENGINES))
+    if unknown:
+        raise ConfigError(f"--engine {unknown}: unknown (known: {', '.join(ENGINES)})")
+    out = sorted({int(k) for k in ks})
+    if not out or out[0] < 1:
+        raise ConfigError(f"--k {out}: give k values >= 1")
+    return out
+
+
+def check_factories(engines: Sequence[tuple[str, dict[str, Any], Any]], dim: int) -> None:
+    """Each FAISS factory must build at ``dim`` (a one-line ConfigError otherwise)."""
+    from irbench.index.faiss import FaissIndex
+
+    for _key, build, _settings in engines:
+        if "factory" in build:
+            FaissIndex.check(dim, factory=build["factory"], metric=build.get("metric", "ip"))
+
+
 # ------------------------------------------------------------------------------- measure
 
 
@@ -449,15 +474,11 @@ def bench_dense(
     from irbench.bench.index import build_engines, ndcg10, time_engines, write_outputs
     from irbench.index.faiss import FaissIndex
 
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ConfigError(f"--k {ks}: give k values >= 1")
+    ks = check_engines(only, ks)
     engines = list(engines if engines is not None else default_engines(ds.n_docs))
     if only:
-        unknown = sorted(set(only) - set(ENGINES))
-        if unknown:
-            raise ConfigError(f"--engine {unknown}: unknown (known: {', '.join(ENGINES)})")
         engines = [e for e in engines if e[0] in set(only)]
+    check_factories(engines, ds.dim)
     threads_list = timing.thread_settings(threads)
     notes: list[str] = []
     nq = len(ds.qids)

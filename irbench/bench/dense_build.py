@@ -21,7 +21,13 @@ def build(kind: str, files: list[str], dim: int, params: dict[str, Any], out: st
     during the build and just before it (Linux ``VmHWM``, reset after the imports)."""
     import faiss
 
-    from irbench.index.faiss import METRICS, FaissIndex, _seed_clustering, default_train_size
+    from irbench.index.faiss import (
+        METRICS,
+        FaissIndex,
+        _seed_clustering,
+        default_train_size,
+        training_rows,
+    )
     from irbench.runs.manifest import peak_rss_mb, reset_peak_rss
     from irbench.types import DenseBlocks
 
@@ -34,17 +40,19 @@ def build(kind: str, files: list[str], dim: int, params: dict[str, Any], out: st
         blocks = DenseBlocks(lambda: (np.load(f, mmap_mode="r") for f in paths), n, dim)
         FaissIndex.build(blocks, **params).save(out)
     elif kind == "faiss":
-        x = np.ascontiguousarray(np.vstack([np.load(f) for f in paths]), np.float32)
+        x = np.empty((n, dim), dtype=np.float32)  # one copy, filled chunk by chunk
+        at = 0
+        for f in paths:
+            chunk = np.load(f, mmap_mode="r")
+            x[at : at + len(chunk)] = chunk
+            at += len(chunk)
         seed = int(params.get("seed", 0))
         index = faiss.index_factory(dim, params["factory"], METRICS[params.get("metric", "ip")])
         _seed_clustering(index, seed)
         if not index.is_trained:
             size = params.get("train_size") or default_train_size(index)
-            if size < n:
-                rows = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
-                index.train(x[rows])
-            else:
-                index.train(x)
+            rows = training_rows(n, size, seed)
+            index.train(x if rows is None else x[rows])
         index.add(x)
         faiss.write_index(index, out)
     else:

@@ -29,7 +29,11 @@ def bm25(
         typer.Option(help="Folder for bench.json and bench.md (default runs/bench/<dataset>/bm25)"),
     ] = None,
     min_seconds: Annotated[
-        float, typer.Option(help="Least seconds timed per measurement (batch and latency loops)")
+        float,
+        typer.Option(
+            help="Seconds timed per engine in the batch and latency loops (or, when one is "
+            "much slower, twice that for both together)"
+        ),
     ] = 1.0,
     fresh_index: Annotated[
         bool,

@@ -62,16 +62,26 @@ def bench_dense_cmd(
     ] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of --docs and of the FAISS training")] = 0,
     train_size: Annotated[
-        int | None, typer.Option(help="Docs sampled to train IVF/PQ factories (default: all)")
+        int | None,
+        typer.Option(
+            help="Docs sampled to train IVF/PQ factories (default: index=faiss's, as many as "
+            "FAISS's own training keeps)"
+        ),
     ] = None,
     max_queries: Annotated[
-        int | None, typer.Option(help="Use only the first N queries (quick runs)")
+        int | None, typer.Option(help="Use only the first N queries (quick runs)", min=1)
     ] = None,
     target_recall: Annotated[
         float,
         typer.Option(help="Recall@k an approximate setting must reach in the ratio table"),
     ] = 0.95,
-    min_seconds: Annotated[float, typer.Option(help="Least seconds timed per measurement")] = 1.0,
+    min_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Seconds timed per engine setting (or, when some are much slower, that many "
+            "per setting for all together)"
+        ),
+    ] = 1.0,
     latency: Annotated[
         bool, typer.Option("--latency/--no-latency", help="Time queries one at a time too")
     ] = True,
@@ -97,6 +107,7 @@ def bench_dense_cmd(
 
     if not 0.0 < target_recall <= 1.0:
         raise ConfigError(f"--target-recall {target_recall}: give a recall in (0, 1]")
+    ks = dense.check_engines(engine, k or (10, 1000))
     cfg = compose(overrides or [])
     work = Path(tempfile.mkdtemp(prefix="irbench-bench-dense-data-"))
     try:
@@ -116,7 +127,7 @@ def bench_dense_cmd(
         )  # fmt: skip
         out_dir = out or Path("runs") / "bench" / ds.name.replace("/", "_") / "dense"
         rows, meta = dense.bench_dense(
-            ds, ks=k or (10, 1000), engines=engines, only=engine, threads=threads,
+            ds, ks=ks, engines=engines, only=engine, threads=threads,
             min_seconds=min_seconds, latency=latency, target_recall=target_recall,
             out_dir=out_dir, command=command_line("bench", "dense"), echo=_echo,
         )  # fmt: skip

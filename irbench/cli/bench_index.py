@@ -77,7 +77,13 @@ def bench_index_cmd(
     max_queries: Annotated[
         int | None, typer.Option(help="Use only the first N queries (quick runs)")
     ] = None,
-    min_seconds: Annotated[float, typer.Option(help="Least seconds timed per measurement")] = 1.0,
+    min_seconds: Annotated[
+        float,
+        typer.Option(
+            help="Seconds timed per engine setting (or, when some are much slower, that many "
+            "per setting for all together)"
+        ),
+    ] = 1.0,
     latency: Annotated[
         bool, typer.Option("--latency/--no-latency", help="Time queries one at a time too")
     ] = True,

@@ -4,8 +4,8 @@
 ``IVF1024,PQ32``; ``OPQ16,IVF256,PQ16``...) over the inner product (``metric: ip``, the
 default) or the L2 distance (``metric: l2``, scored as ``-distance`` so that larger is better).
 Indexes that need training (IVF, PQ, SQ...) are trained on ``train_size`` docs drawn with
-``seed`` (when null, as many as FAISS's k-means would keep: 256 per IVF list, at least 65,536;
-all docs when fewer). Search-time knobs ``nprobe`` (IVF) and ``ef_search`` (HNSW) are
+``seed`` (when null, as many as FAISS's own training keeps for IVF-Flat, IVF-PQ and PQ, with
+PCA/OPQ: :func:`default_train_size`; all docs for other types or when fewer). Search-time knobs ``nprobe`` (IVF) and ``ef_search`` (HNSW) are
 applied wherever the index has them; ``ef_construction`` (HNSW) applies while building.
 
 Results follow the :class:`irbench.types.Index` contract: rows sorted by score descending, ties
@@ -55,6 +55,9 @@ EF_SEARCH_MAX = 4096
 #: project's 2-core machine at 5k-200k docs, d 64-384: ``irbench bench dense``,
 #: docs/benchmarks.md)
 BLAS_MIN_QUERIES = 8
+#: FAISS >= 1.15 compares queries x dim with ``distance_compute_blas_threshold`` (default
+#: 128,000); older versions compare the query count (default 20)
+_BLAS_PER_FLOAT = int(faiss.cvar.distance_compute_blas_threshold) >= 1000
 
 
 def _one_line(exc: BaseException | None) -> str:
@@ -345,9 +348,7 @@ class FaissIndex:
         work = _to_gpu(index) if _gpu_wanted(gpu, base) else index
         if not work.is_trained:
             size = default_train_size(index) if train_size is None else train_size
-            rows = None
-            if size < n:
-                rows = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+            rows = training_rows(n, size, seed)
             sample = _gather(blocks, rows)
             try:
                 work.train(sample)
@@ -454,10 +455,10 @@ class FaissIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search, rows re-sorted by (-score, idx), padding as (-inf, -1)."""
         d, i = self.index.search(q, k) if params is None else self.index.search(q, k, params=params)
-        scores = np.array(d, dtype=np.float32, copy=None)
+        scores = np.asarray(d, dtype=np.float32)  # FAISS's own fresh arrays: written in place
         if self.metric == "l2":
             scores = -scores
-        idx = np.array(i, dtype=np.int64, copy=None)
+        idx = np.asarray(i, dtype=np.int64)
         missing = (idx < 0) | (scores <= _PAD)
         any_missing = bool(missing.any())
         if any_missing:
@@ -468,7 +469,8 @@ class FaissIndex:
         # asc), padding (-inf, -1) last
         key = np.where(missing, np.iinfo(np.int64).max, idx) if any_missing else idx
         s0, s1 = scores[:, :-1], scores[:, 1:]
-        bad = (s1 > s0) | ((s1 == s0) & (key[:, 1:] < key[:, :-1]))
+        k0, k1 = key[:, :-1], key[:, 1:]
+        bad = ~((s1 < s0) | ((s1 == s0) & (k1 >= k0)))  # also flags any NaN
         rows = np.flatnonzero(bad.any(axis=1))
         if len(rows):
             order = np.lexsort((key[rows], -scores[rows]), axis=-1)
@@ -504,8 +506,11 @@ class FaissIndex:
         old = faiss.omp_get_max_threads()
         if threads and threads > 0:
             faiss.omp_set_num_threads(int(threads))
+        # a process-wide FAISS setting: set for this call and restored (not thread-safe; the
+        # width is the input's, so after a PCA/OPQ reduction the switch comes a bit later)
         old_blas = faiss.cvar.distance_compute_blas_threshold
-        faiss.cvar.distance_compute_blas_threshold = BLAS_MIN_QUERIES * self.dim
+        blas = BLAS_MIN_QUERIES * (self.dim if _BLAS_PER_FLOAT else 1)
+        faiss.cvar.distance_compute_blas_threshold = blas
         try:
             if not self._exhaustive:
                 s, d = self._raw_search(q, min(k, n), params)
@@ -535,14 +540,45 @@ class FaissIndex:
                 faiss.omp_set_num_threads(old)
 
 
-def default_train_size(index: Any) -> int:
-    """Training rows when ``train_size`` is null: as many as FAISS's k-means keeps anyway
-    (``max_points_per_centroid``, 256, per centroid) for the larger of the IVF lists and a
-    256-entry PQ codebook; every row when the corpus is smaller. Gathering more would only
-    hold memory for FAISS to subsample."""
-    ivf = faiss.try_extract_index_ivf(faiss.downcast_index(index))
-    nlist = int(ivf.nlist) if ivf is not None else 0
-    return int(faiss.ClusteringParameters().max_points_per_centroid) * max(nlist, 256)
+def default_train_size(index: Any) -> int | None:
+    """Training rows when ``train_size`` is null: as many as FAISS's own training keeps
+    anyway, for index types whose training subsamples -- k-means (``max_points_per_centroid``,
+    256, per IVF list or PQ centroid, at least 65,536), PCA (1,000 per input dimension), OPQ
+    (``max_train_points``); None (every row) for anything else, e.g. scalar quantizers, whose
+    value ranges come from every row they are given. Gathering more would only hold memory
+    for FAISS to subsample."""
+    per = int(faiss.ClusteringParameters().max_points_per_centroid)
+    sizes = [per * 256]
+    base = faiss.downcast_index(index)
+    if isinstance(base, faiss.IndexPreTransform):
+        for i in range(base.chain.size()):
+            vt = faiss.downcast_VectorTransform(base.chain.at(i))
+            if isinstance(vt, faiss.PCAMatrix):
+                sizes.append(int(vt.max_points_per_d) * int(vt.d_in))
+            elif isinstance(vt, faiss.OPQMatrix):
+                sizes.append(int(vt.max_train_points))
+            else:
+                return None
+        base = faiss.downcast_index(base.index)
+    if isinstance(base, faiss.IndexIVF):
+        sizes.append(per * int(base.nlist))
+        if isinstance(base, faiss.IndexIVFPQ):
+            sizes.append(per * int(base.pq.ksub))
+        elif not isinstance(base, faiss.IndexIVFFlat):
+            return None
+    elif isinstance(base, faiss.IndexPQ):
+        sizes.append(per * int(base.pq.ksub))
+    else:
+        return None
+    return max(sizes)
+
+
+def training_rows(n: int, size: int | None, seed: int) -> np.ndarray | None:
+    """The sorted rows of a ``size``-row training sample of ``n`` docs drawn with ``seed``;
+    None (every row) when ``size`` is None or at least ``n``."""
+    if size is None or size >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
 
 
 def _seed_clustering(index: Any, seed: int) -> None:
