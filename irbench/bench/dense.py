@@ -35,7 +35,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,6 @@ import numpy as np
 from irbench.bench import timing
 from irbench.bench.peers import Engine, dir_bytes, pad_rows
 from irbench.errors import ConfigError, DataError
-from irbench.index.tuning import recall_at_k
 from irbench.types import DenseBlocks
 
 COLUMNS = [
@@ -471,7 +469,7 @@ def bench_dense(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Build and time every engine on ``ds``; returns ``(rows, meta)`` and writes
     ``bench.json`` / ``bench.md`` / ``meta.json`` / ``recall_latency.png`` to ``out_dir``."""
-    from irbench.bench.index import build_engines, ndcg10, time_engines, write_outputs
+    from irbench.bench.index import measure, write_outputs
     from irbench.index.faiss import FaissIndex
 
     ks = check_engines(only, ks)
@@ -491,25 +489,10 @@ def bench_dense(
     flat = FaissIndex.build(ds.blocks())
     exact = {k: flat.search(ds.queries, min(k, ds.n_docs))[1] for k in ks}
     del flat
-    work = Path(tempfile.mkdtemp(prefix="irbench-bench-dense-"))
-    built: list = []
-    try:
-        built = build_engines(engines, ds, ds.queries, work, notes, echo, registry=ENGINES)
-        if not built:
-            raise ConfigError(f"no engine could be built ({'; '.join(notes) or 'none selected'})")
-        rows = time_engines(
-            built, nq, ds.n_docs, ks, threads_list, corpus=ds.name,
-            quality=lambda found, k: (
-                recall_at_k(found, exact[k]), ndcg10(found, ds) if k >= 10 else None
-            ),
-            min_seconds=min_seconds, min_repeats=min_repeats, latency=latency, echo=echo,
-        )  # fmt: skip
-    finally:
-        import shutil
-
-        for _key, eng, _b, _p in built:
-            eng.close()
-        shutil.rmtree(work, ignore_errors=True)
+    rows = measure(
+        engines, ds, ds, ds.queries, exact, ks, threads_list, notes, registry=ENGINES,
+        min_seconds=min_seconds, min_repeats=min_repeats, latency=latency, echo=echo,
+    )  # fmt: skip
     meta = {
         "corpus": ds.describe(),
         "docs": ds.n_docs,

@@ -355,31 +355,16 @@ def bench_index(
     if big:
         notes.append(f"k={big} exceeds the {n_docs} docs")
     echo(vs.describe())
-    work = Path(tempfile.mkdtemp(prefix="irbench-bench-index-"))
-    built: list[tuple[str, Engine, float, Any]] = []
-    try:
-        from irbench.index.numba import NumbaIndex
+    from irbench.index.numba import NumbaIndex
 
-        ref = NumbaIndex.build(vs.docs)
-        exact = {k: ref.search(vs.queries, min(k, n_docs), threads=0)[1] for k in ks}
-        del ref
-        built = build_engines(
-            engines, vs.docs, vs.queries, work, notes, echo,
-            resolve=lambda key, build: _resolve_auto(key, build, n_docs),
-        )  # fmt: skip
-        rows = time_engines(
-            built, nq, n_docs, ks, threads_list, corpus=vs.name,
-            quality=lambda found, k: (
-                recall_at_k(found, exact[k]), ndcg10(found, vs) if k >= 10 else None
-            ),
-            min_seconds=min_seconds, min_repeats=min_repeats, latency=latency, echo=echo,
-        )  # fmt: skip
-    finally:
-        import shutil
-
-        for _key, eng, _b, _p in built:
-            eng.close()
-        shutil.rmtree(work, ignore_errors=True)
+    ref = NumbaIndex.build(vs.docs)
+    exact = {k: ref.search(vs.queries, min(k, n_docs), threads=0)[1] for k in ks}
+    del ref
+    rows = measure(
+        engines, vs, vs.docs, vs.queries, exact, ks, threads_list, notes,
+        min_seconds=min_seconds, min_repeats=min_repeats, latency=latency, echo=echo,
+        resolve=lambda key, build: _resolve_auto(key, build, n_docs),
+    )  # fmt: skip
     meta = {
         "corpus": vs.describe(),
         "docs": n_docs,
@@ -394,6 +379,50 @@ def bench_index(
         write_outputs(Path(out_dir), rows, meta)
         meta["out_dir"] = str(out_dir)
     return rows, meta
+
+
+def measure(
+    engines: Sequence[tuple[str, dict[str, Any], list[dict[str, Any]]]],
+    corpus: Any,
+    docs: Any,
+    queries: Any,
+    exact: dict[int, np.ndarray],
+    ks: Sequence[int],
+    threads_list: Sequence[int],
+    notes: list[str],
+    *,
+    min_seconds: float = 1.0,
+    min_repeats: int = 3,
+    latency: bool = True,
+    echo: Callable[[str], None] = print,
+    registry: dict[str, type[Engine]] | None = None,
+    resolve: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """:func:`build_engines` in a scratch folder, then :func:`time_engines` with recall@k
+    against ``exact[k]`` and nDCG@10 from ``corpus``'s qrels (``corpus`` has ``name``,
+    ``qids``, ``docnos``, ``qrels``); engines closed and the folder removed afterwards."""
+    import shutil
+
+    nq, n_docs = len(corpus.qids), len(corpus.docnos)
+    work = Path(tempfile.mkdtemp(prefix="irbench-bench-"))
+    built: list[tuple[str, Engine, float, Any]] = []
+    try:
+        built = build_engines(
+            engines, docs, queries, work, notes, echo, registry=registry, resolve=resolve
+        )
+        if not built:
+            raise ConfigError(f"no engine could be built ({'; '.join(notes) or 'none selected'})")
+        return time_engines(
+            built, nq, n_docs, ks, threads_list, corpus=corpus.name,
+            quality=lambda found, k: (
+                recall_at_k(found, exact[k]), ndcg10(found, corpus) if k >= 10 else None
+            ),
+            min_seconds=min_seconds, min_repeats=min_repeats, latency=latency, echo=echo,
+        )  # fmt: skip
+    finally:
+        for _key, eng, _b, _p in built:
+            eng.close()
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def build_engines(

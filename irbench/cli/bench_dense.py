@@ -96,12 +96,8 @@ def bench_dense_cmd(
     import shutil
     import tempfile
 
-    from rich.console import Console
-    from rich.table import Table
-
     from irbench.bench import dense
-    from irbench.bench.timing import describe_machine
-    from irbench.bench.timing import fmt_cell as cell
+    from irbench.cli.bench_index import print_rows
     from irbench.config import compose
     from irbench.errors import ConfigError
 
@@ -133,37 +129,9 @@ def bench_dense_cmd(
         )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    con = Console()
-    if not con.is_terminal:
-        con = Console(width=170)
-    table = Table(
-        title=meta["corpus"],
-        title_justify="left",
-        caption=describe_machine(meta["machine"]),
-        caption_justify="left",
-    )
-    for name in ("engine", "setting", "k", "thr", "build_s", "MB", "build MiB", "QPS", "cores",
-                 "mean_ms", "p50_ms", "p99_ms", "recall", "nDCG@10"):  # fmt: skip
-        table.add_column(name, justify="left" if name in ("engine", "setting") else "right")
-    for r in rows:
-        table.add_row(
-            r["engine"], r["setting"], str(r["k"]), str(r["threads"]), cell(r["build_s"]),
-            cell(r["size_mb"], 1), cell(r["build_rss_mb"], 0), cell(r["qps"], 0),
-            cell(r["cores_used"], 2), cell(r["mean_ms"], 3), cell(r["p50_ms"], 3),
-            cell(r["p99_ms"], 3), cell(r["recall"], 3), cell(r["ndcg@10"], 4),
-        )  # fmt: skip
-    con.print(table)
-    if meta["ratios"]:
-        rt = Table(title="single-thread QPS ratios", title_justify="left")
-        for name in ("k", "irbench", "vs", "their setting", "ratio"):
-            rt.add_column(name)
-        for r in meta["ratios"]:
-            rt.add_row(str(r["k"]), r["ours"], r["vs"], r["vs_setting"], f"{r['ratio']:.2f}x")
-        con.print(rt)
+    print_rows(rows, meta, memory=True, width=170)
     for line in dense.memory_md(meta):
         typer.echo(line)
-    for note in meta["notes"]:
-        typer.echo(f"note: {note}", err=True)
     typer.echo(f"wrote {out_dir / 'bench.json'}, bench.md and recall_latency.png")
 
 

@@ -94,9 +94,6 @@ def bench_index_cmd(
     ] = None,
 ) -> None:  # fmt: skip
     """Build every index backend and peer on the same sparse vectors; time and compare them."""
-    from rich.console import Console
-    from rich.table import Table
-
     from irbench.bench.index import (
         approx_grid,
         bench_index,
@@ -105,8 +102,6 @@ def bench_index_cmd(
         load_vectors,
         vectors_from_cache,
     )
-    from irbench.bench.timing import describe_machine
-    from irbench.bench.timing import fmt_cell as cell
 
     if vectors:
         vs = concat([load_vectors(p) for p in vectors])
@@ -131,25 +126,40 @@ def bench_index_cmd(
         min_seconds=min_seconds,
         latency=latency, out_dir=out_dir, command=command_line("bench", "index"), echo=_echo,
     )  # fmt: skip
+    print_rows(rows, meta)
+    typer.echo(f"wrote {out_dir / 'bench.json'}, bench.md and recall_latency.png")
+
+
+def print_rows(rows: list[dict], meta: dict, memory: bool = False, width: int = 160) -> None:
+    """The rows of ``irbench bench index`` / ``bench dense`` (with ``memory``, the build's
+    peak MiB too), the ratio table, and the notes on stderr."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from irbench.bench.timing import describe_machine
+    from irbench.bench.timing import fmt_cell as cell
+
     con = Console()
     if not con.is_terminal:
-        con = Console(width=160)
+        con = Console(width=width)
     table = Table(
         title=meta["corpus"],
         title_justify="left",
         caption=describe_machine(meta["machine"]),
         caption_justify="left",
     )
-    for name in ("engine", "setting", "k", "thr", "build_s", "MB", "QPS", "cores", "mean_ms",
-                 "p50_ms", "p99_ms", "recall", "nDCG@10"):  # fmt: skip
+    names = ["engine", "setting", "k", "thr", "build_s", "MB", *(["build MiB"] if memory else []),
+             "QPS", "cores", "mean_ms", "p50_ms", "p99_ms", "recall", "nDCG@10"]  # fmt: skip
+    for name in names:
         table.add_column(name, justify="left" if name in ("engine", "setting") else "right")
     for r in rows:
-        table.add_row(
-            r["engine"], r["setting"], str(r["k"]), str(r["threads"]), cell(r["build_s"]),
-            cell(r["size_mb"], 1), cell(r["qps"], 0), cell(r["cores_used"], 2),
-            cell(r["mean_ms"], 3), cell(r["p50_ms"], 3), cell(r["p99_ms"], 3),
-            cell(r["recall"], 3), cell(r["ndcg@10"], 4),
-        )  # fmt: skip
+        cells = [r["engine"], r["setting"], str(r["k"]), str(r["threads"]), cell(r["build_s"]),
+                 cell(r["size_mb"], 1)]  # fmt: skip
+        cells += [cell(r.get("build_rss_mb"), 0)] if memory else []
+        cells += [cell(r["qps"], 0), cell(r["cores_used"], 2), cell(r["mean_ms"], 3),
+                  cell(r["p50_ms"], 3), cell(r["p99_ms"], 3), cell(r["recall"], 3),
+                  cell(r["ndcg@10"], 4)]  # fmt: skip
+        table.add_row(*cells)
     con.print(table)
     if meta["ratios"]:
         rt = Table(title="single-thread QPS ratios", title_justify="left")
@@ -160,7 +170,6 @@ def bench_index_cmd(
         con.print(rt)
     for note in meta["notes"]:
         typer.echo(f"note: {note}", err=True)
-    typer.echo(f"wrote {out_dir / 'bench.json'}, bench.md and recall_latency.png")
 
 
 def bench_vectors_cmd(
