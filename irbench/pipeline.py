@@ -523,12 +523,11 @@ def calibrate_search(
     # calibration needs no query encoding
     texts = hashlib.sha256(json.dumps([tuple(q) for q in sample]).encode()).hexdigest()
     # search settings that are not calibrated still steer the result (sorted_terms; the
-    # ef_search of an IVF's HNSW quantizer): part of the key, unlike the entry's name
-    fixed = {
-        key: cfg.index.get(key)
-        for key in search_time_keys(cfg.index)
-        if key not in calibration_knobs(cfg.index)
-    }
+    # ef_search of an IVF's HNSW quantizer): part of the key, unlike the entry's name; an
+    # index class may narrow them to those its type uses (FAISS: no nprobe for HNSW)
+    steering = getattr(_index_owner(cfg.index), "steering_keys", None)
+    keys = steering(cfg.index) if steering is not None else search_time_keys(cfg.index)
+    fixed = {key: cfg.index.get(key) for key in keys if key not in calibration_knobs(cfg.index)}
     key = content_key(handle.path.name, texts, depth, target, fixed, CALIBRATION_FORMAT)
     path = Path(cfg.cache_dir) / "calibration" / f"{handle.path.name}.{key}.json"
     cached = path.is_file()

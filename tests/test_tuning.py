@@ -417,6 +417,11 @@ def test_calibration_knobs_from_the_factory_string():
     for ivf in ("IVF1024,Flat", "OPQ16,IVF256,PQ16", "IVF256_HNSW32,PQ8", "IMI2x8,Flat"):
         assert knobs({"factory": ivf}) == ("nprobe",)
     assert knobs({"factory": "HNSW32"}) == ("ef_search",)
+    steering = FaissIndex.steering_keys
+    assert steering({"factory": "HNSW32"}) == ("ef_search",)  # nprobe does not apply
+    assert steering({"factory": "IVF64,Flat"}) == ("nprobe",)
+    assert steering({"factory": "IVF64_HNSW8,Flat"}) == ("nprobe", "ef_search")
+    assert steering({"factory": "Flat"}) == ()
     assert knobs({"factory": "Flat"}) == knobs({"factory": "PQ16"}) == ()
     assert ApproxIndex.calibration_knobs() == ("query_cut", "heap_factor")
 
@@ -524,6 +529,11 @@ def test_dense_pipeline_calibrates_nprobe(beir_dir, tmp_path, dense_model):
     summary, index = objects["calibration"], objects["index"].index
     assert summary["reached"] and summary["recall"] >= 0.95 and summary["n_queries"] == 40
     assert index.nprobe == summary["knobs"]["nprobe"] > 1
+    # ef_search does not steer an IVF with a flat quantizer: the cached calibration is reused
+    other = _cfg(beir_dir, tmp_path, "calibrate.target_recall=0.95", "calibrate.queries=0",
+                 "threads=1", index=(*dense, "index.ef_search=7"))  # fmt: skip
+    _, again = run(other)
+    assert again["calibration"]["cached"] and again["calibration"]["knobs"] == summary["knobs"]
     # the run is the calibrated nprobe's: same as a run configured with it by hand
     by_hand = _cfg(beir_dir, tmp_path, "threads=1", f"run_dir={tmp_path / 'by-hand'}",
                    index=(*dense, f"index.nprobe={index.nprobe}"))  # fmt: skip

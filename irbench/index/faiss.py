@@ -196,6 +196,18 @@ class FaissIndex:
             return ("ef_search",)
         return ()
 
+    @staticmethod
+    def steering_keys(cfg: Any) -> tuple[str, ...]:
+        """The search keys that change results for the factory of ``cfg``: ``nprobe`` for
+        IVF factories (with ``ef_search`` when the coarse quantizer is an HNSW graph),
+        ``ef_search`` for HNSW ones, none otherwise (part of a calibration's cache key when
+        not calibrated themselves)."""
+        factory = str((cfg or {}).get("factory") or "")
+        knobs = FaissIndex.calibration_knobs(cfg)
+        if "nprobe" in knobs:
+            return ("nprobe", "ef_search") if "_HNSW" in factory else ("nprobe",)
+        return knobs
+
     def _ivf(self) -> Any:
         """The IndexIVF inside (also under a pre-transform such as OPQ or PCA), or None."""
         return faiss.try_extract_index_ivf(faiss.downcast_index(self.cpu_index))
