@@ -527,7 +527,8 @@ def calibrate_search(
     # index class may narrow them to those its type uses (FAISS: no nprobe for HNSW)
     steering = getattr(_index_owner(cfg.index), "steering_keys", None)
     keys = steering(cfg.index) if steering is not None else search_time_keys(cfg.index)
-    fixed = {key: cfg.index.get(key) for key in keys if key not in calibration_knobs(cfg.index)}
+    calibrated = calibration_knobs(cfg.index)
+    fixed = {key: cfg.index.get(key) for key in keys if key not in calibrated}
     key = content_key(handle.path.name, texts, depth, target, fixed, CALIBRATION_FORMAT)
     path = Path(cfg.cache_dir) / "calibration" / f"{handle.path.name}.{key}.json"
     cached = path.is_file()

@@ -122,6 +122,23 @@ class DenseBlocks:
     def shape(self) -> tuple[int, int]:
         return (self.n_rows, self.dim)
 
+    @classmethod
+    def from_npy(cls, files: Sequence[str | Path]) -> DenseBlocks:
+        """``.npy`` files of ``[rows, dim]`` arrays, in order (shapes read from their
+        headers; each file memory-mapped when a pass reaches it). ValueError when there are
+        none or their shapes do not stack."""
+        import numpy as np
+
+        paths = [Path(f) for f in files]
+        shapes = [np.load(f, mmap_mode="r").shape for f in paths]
+        dims = {s[1] for s in shapes if len(s) == 2}
+        if len(dims) != 1 or any(len(s) != 2 for s in shapes):
+            raise ValueError(f"arrays of shapes {sorted(set(shapes))} do not stack as [rows, dim]")
+        return cls(
+            lambda: (np.load(f, mmap_mode="r") for f in paths), sum(s[0] for s in shapes),
+            dims.pop(),
+        )  # fmt: skip
+
 
 @runtime_checkable
 class Index(Protocol):

@@ -76,12 +76,11 @@ class DenseSet:
     qrels: list[tuple[str, str, int]] = field(default_factory=list)
 
     def __post_init__(self):
-        shapes = [np.load(f, mmap_mode="r").shape for f in self.files]
-        dims = {s[1] for s in shapes if len(s) == 2}
-        if not shapes or len(dims) != 1 or any(len(s) != 2 for s in shapes):
-            raise DataError(f"{self.name}: doc vector chunks of shapes {shapes}")
-        self.dim = dims.pop()
-        self.n_docs = sum(s[0] for s in shapes)
+        try:
+            self._blocks = DenseBlocks.from_npy(self.files)
+        except ValueError as e:
+            raise DataError(f"{self.name}: doc vector chunks: {e}") from None
+        self.n_docs, self.dim = self._blocks.shape
         self.queries = np.ascontiguousarray(self.queries, dtype=np.float32)
         if self.queries.ndim != 2 or self.queries.shape[1] != self.dim:
             raise DataError(
@@ -95,14 +94,11 @@ class DenseSet:
 
     def blocks(self) -> DenseBlocks:
         """The docs as memory-mapped blocks, one chunk at a time."""
-        files = list(self.files)
-        return DenseBlocks(
-            lambda: (np.load(f, mmap_mode="r") for f in files), self.n_docs, self.dim
-        )
+        return self._blocks
 
     def matrix(self) -> np.ndarray:
-        """The docs stacked in memory (float32, contiguous)."""
-        return np.ascontiguousarray(np.vstack([np.load(f) for f in self.files]), np.float32)
+        """The docs stacked in memory (one float32 copy of the memory-mapped chunks)."""
+        return np.ascontiguousarray(np.concatenate(list(self._blocks.blocks())), np.float32)
 
     def describe(self) -> str:
         return (
@@ -252,8 +248,8 @@ def build_in_child(kind: str, docs: DenseSet, params: dict[str, Any], out: Path)
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "irbench.bench.dense_build", kind, str(out), str(docs.dim),
-           json.dumps(params), *map(str, docs.files)]  # fmt: skip
+    cmd = [sys.executable, "-m", "irbench.bench.dense_build", kind, str(out), json.dumps(params),
+           *map(str, docs.files)]  # fmt: skip
     root = str(Path(__file__).resolve().parents[2])  # irbench importable in the child too
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}  # fmt: skip
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -302,7 +298,7 @@ class IrbenchFaiss(_Faiss):
         from irbench.index.faiss import FaissIndex
 
         self.index = FaissIndex.load(self._build(docs, workdir))
-        self.exact = self.index._exhaustive
+        self.exact = self.index.exhaustive
         self._p = {_params_key(st): self.index.search_params(**st) for st in self.search_settings}
 
     def batch(self, prep, k, threads, **setting):

@@ -5,13 +5,12 @@ and its peak is the build's."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 
-def build(kind: str, files: list[str], dim: int, params: dict[str, Any], out: str) -> dict:
+def build(kind: str, files: list[str], params: dict[str, Any], out: str) -> dict:
     """Build ``kind`` from the ``.npy`` chunks ``files`` and save it to ``out``: "irbench"
     streams the memory-mapped chunks through ``FaissIndex.build``; "faiss" stacks them in
     memory and builds with FAISS directly (``index_factory``, ``train`` on the same sample
@@ -31,23 +30,18 @@ def build(kind: str, files: list[str], dim: int, params: dict[str, Any], out: st
     from irbench.runs.manifest import peak_rss_mb, reset_peak_rss
     from irbench.types import DenseBlocks
 
-    paths = [Path(f) for f in files]
-    n = sum(np.load(f, mmap_mode="r").shape[0] for f in paths)
+    blocks = DenseBlocks.from_npy(files)
+    n = blocks.n_rows
     reset_peak_rss()
     base = peak_rss_mb()
     t0 = time.perf_counter()
     if kind == "irbench":
-        blocks = DenseBlocks(lambda: (np.load(f, mmap_mode="r") for f in paths), n, dim)
         FaissIndex.build(blocks, **params).save(out)
     elif kind == "faiss":
-        x = np.empty((n, dim), dtype=np.float32)  # one copy, filled chunk by chunk
-        at = 0
-        for f in paths:
-            chunk = np.load(f, mmap_mode="r")
-            x[at : at + len(chunk)] = chunk
-            at += len(chunk)
+        x = np.concatenate(list(blocks.blocks()))  # one float32 copy of the chunks
         seed = int(params.get("seed", 0))
-        index = faiss.index_factory(dim, params["factory"], METRICS[params.get("metric", "ip")])
+        metric = METRICS[params.get("metric", "ip")]
+        index = faiss.index_factory(blocks.dim, params["factory"], metric)
         _seed_clustering(index, seed)
         if not index.is_trained:
             size = params.get("train_size") or default_train_size(index)
@@ -61,13 +55,13 @@ def build(kind: str, files: list[str], dim: int, params: dict[str, Any], out: st
 
 
 def main() -> None:
-    """``python -m irbench.bench.dense_build KIND OUT DIM PARAMS_JSON FILE...``: :func:`build`,
+    """``python -m irbench.bench.dense_build KIND OUT PARAMS_JSON FILE...``: :func:`build`,
     its result as one JSON line on stdout."""
     import json
     import sys
 
-    kind, out, dim, params, *files = sys.argv[1:]
-    print(json.dumps(build(kind, files, int(dim), json.loads(params), out)))
+    kind, out, params, *files = sys.argv[1:]
+    print(json.dumps(build(kind, files, json.loads(params), out)))
 
 
 if __name__ == "__main__":

@@ -589,6 +589,18 @@ def ratios(rows: list[dict[str, Any]], target_recall: float = 0.95) -> list[dict
     return out
 
 
+def row_cells(r: dict[str, Any], memory: bool = False) -> list[str]:
+    """One row's cells for the tables (``bench.md`` and the terminal): engine, setting, k,
+    threads, build_s, size_mb, [build peak MiB,] QPS, cores used, mean/p50/p99 ms, recall,
+    nDCG@10."""
+    cells = [r["engine"], r["setting"], str(r["k"]), str(r["threads"]), cell(r["build_s"]),
+             cell(r["size_mb"], 1)]  # fmt: skip
+    cells += [cell(r.get("build_rss_mb"), 0)] if memory else []
+    return cells + [cell(r["qps"], 0), cell(r["cores_used"], 2), cell(r["mean_ms"], 3),
+                    cell(r["p50_ms"], 3), cell(r["p99_ms"], 3), cell(r["recall"], 3),
+                    cell(r["ndcg@10"], 4)]  # fmt: skip
+
+
 def to_markdown(
     rows: list[dict[str, Any]],
     meta: dict[str, Any],
@@ -613,14 +625,7 @@ def to_markdown(
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]
-    for r in rows:
-        cells = [r["engine"], r["setting"], str(r["k"]), str(r["threads"]), cell(r["build_s"]),
-                 cell(r["size_mb"], 1)]  # fmt: skip
-        cells += [cell(r.get("build_rss_mb"), 0)] if rss else []
-        cells += [cell(r["qps"], 0), cell(r["cores_used"], 2), cell(r["mean_ms"], 3),
-                  cell(r["p50_ms"], 3), cell(r["p99_ms"], 3), cell(r["recall"], 3),
-                  cell(r["ndcg@10"], 4)]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["| " + " | ".join(row_cells(r, rss)) + " |" for r in rows]
     if meta.get("ratios"):
         lines += [
             "",

@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from irbench.cli.common import Overrides, command_line, groups_help
+from irbench.cli.common import (
+    BenchKs,
+    BenchLatency,
+    BenchMaxQueries,
+    BenchMinSeconds,
+    BenchThreads,
+    Overrides,
+    command_line,
+    groups_help,
+)
 from irbench.cli.errors import handle_errors
 
 
@@ -19,9 +28,7 @@ def _echo(msg: str) -> None:
 
 def bench_dense_cmd(
     overrides: Overrides = None,
-    k: Annotated[
-        list[int] | None, typer.Option("--k", help="Hits per query; repeatable (default 10, 1000)")
-    ] = None,
+    k: BenchKs = None,
     factory: Annotated[
         list[str] | None,
         typer.Option(
@@ -45,10 +52,7 @@ def bench_dense_cmd(
             help="Only these engines; repeatable: irbench, faiss, numpy, sentence_transformers",
         ),
     ] = None,
-    threads: Annotated[
-        list[int] | None,
-        typer.Option("--threads", help="Thread counts to time; repeatable (default 1 and all)"),
-    ] = None,
+    threads: BenchThreads = None,
     docs: Annotated[
         int | None,
         typer.Option(
@@ -68,23 +72,13 @@ def bench_dense_cmd(
             "FAISS's own training keeps)"
         ),
     ] = None,
-    max_queries: Annotated[
-        int | None, typer.Option(help="Use only the first N queries (quick runs)", min=1)
-    ] = None,
+    max_queries: BenchMaxQueries = None,
     target_recall: Annotated[
         float,
         typer.Option(help="Recall@k an approximate setting must reach in the ratio table"),
     ] = 0.95,
-    min_seconds: Annotated[
-        float,
-        typer.Option(
-            help="Seconds timed per engine setting (or, when some are much slower, that many "
-            "per setting for all together)"
-        ),
-    ] = 1.0,
-    latency: Annotated[
-        bool, typer.Option("--latency/--no-latency", help="Time queries one at a time too")
-    ] = True,
+    min_seconds: BenchMinSeconds = 1.0,
+    latency: BenchLatency = True,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for bench.json, bench.md, recall_latency.png "

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from irbench.cli.common import Overrides, command_line, groups_help
+from irbench.cli.common import (
+    BenchKs,
+    BenchLatency,
+    BenchMaxQueries,
+    BenchMinSeconds,
+    BenchThreads,
+    Overrides,
+    command_line,
+    groups_help,
+)
 from irbench.cli.errors import handle_errors
 
 ParentShare = Annotated[
@@ -39,9 +48,7 @@ def bench_index_cmd(
             "repeat to concatenate corpora. Without it: dataset + encoder from the overrides",
         ),
     ] = None,
-    k: Annotated[
-        list[int] | None, typer.Option("--k", help="Hits per query; repeatable (default 10, 1000)")
-    ] = None,
+    k: BenchKs = None,
     engine: Annotated[
         list[str] | None,
         typer.Option(
@@ -50,10 +57,7 @@ def bench_index_cmd(
             "pisa, seismic, bmp (default: all available)",
         ),
     ] = None,
-    threads: Annotated[
-        list[int] | None,
-        typer.Option("--threads", help="Thread counts to time; repeatable (default 1 and all)"),
-    ] = None,
+    threads: BenchThreads = None,
     n_postings: Annotated[
         list[int] | None,
         typer.Option(
@@ -74,19 +78,9 @@ def bench_index_cmd(
             "the grid is every pair (default: a fixed 6-point grid, docs/index.md)",
         ),
     ] = None,
-    max_queries: Annotated[
-        int | None, typer.Option(help="Use only the first N queries (quick runs)")
-    ] = None,
-    min_seconds: Annotated[
-        float,
-        typer.Option(
-            help="Seconds timed per engine setting (or, when some are much slower, that many "
-            "per setting for all together)"
-        ),
-    ] = 1.0,
-    latency: Annotated[
-        bool, typer.Option("--latency/--no-latency", help="Time queries one at a time too")
-    ] = True,
+    max_queries: BenchMaxQueries = None,
+    min_seconds: BenchMinSeconds = 1.0,
+    latency: BenchLatency = True,
     out: Annotated[
         Path | None,
         typer.Option(help="Folder for bench.json, bench.md, recall_latency.png "
@@ -136,8 +130,8 @@ def print_rows(rows: list[dict], meta: dict, memory: bool = False, width: int = 
     from rich.console import Console
     from rich.table import Table
 
+    from irbench.bench.index import row_cells
     from irbench.bench.timing import describe_machine
-    from irbench.bench.timing import fmt_cell as cell
 
     con = Console()
     if not con.is_terminal:
@@ -153,13 +147,7 @@ def print_rows(rows: list[dict], meta: dict, memory: bool = False, width: int = 
     for name in names:
         table.add_column(name, justify="left" if name in ("engine", "setting") else "right")
     for r in rows:
-        cells = [r["engine"], r["setting"], str(r["k"]), str(r["threads"]), cell(r["build_s"]),
-                 cell(r["size_mb"], 1)]  # fmt: skip
-        cells += [cell(r.get("build_rss_mb"), 0)] if memory else []
-        cells += [cell(r["qps"], 0), cell(r["cores_used"], 2), cell(r["mean_ms"], 3),
-                  cell(r["p50_ms"], 3), cell(r["p99_ms"], 3), cell(r["recall"], 3),
-                  cell(r["ndcg@10"], 4)]  # fmt: skip
-        table.add_row(*cells)
+        table.add_row(*row_cells(r, memory))
     con.print(table)
     if meta["ratios"]:
         rt = Table(title="single-thread QPS ratios", title_justify="left")

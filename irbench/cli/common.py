@@ -15,6 +15,28 @@ Multirun = Annotated[
     typer.Option("--multirun", "-m", help="Sweep: comma-separated values run as separate jobs"),
 ]
 
+# the query-processing benches (`irbench bench index`, `irbench bench dense`)
+BenchKs = Annotated[
+    list[int] | None, typer.Option("--k", help="Hits per query; repeatable (default 10, 1000)")
+]
+BenchThreads = Annotated[
+    list[int] | None,
+    typer.Option("--threads", help="Thread counts to time; repeatable (default 1 and all)"),
+]
+BenchMaxQueries = Annotated[
+    int | None, typer.Option(help="Use only the first N queries (quick runs)", min=1)
+]
+BenchMinSeconds = Annotated[
+    float,
+    typer.Option(
+        help="Seconds timed per engine setting (or, when some are much slower, that many "
+        "per setting for all together)"
+    ),
+]
+BenchLatency = Annotated[
+    bool, typer.Option("--latency/--no-latency", help="Time queries one at a time too")
+]
+
 
 def command_line(*prefix: str) -> str | None:
     """The shell command that ran ``irbench <prefix> ...`` (quoted), or None when called from

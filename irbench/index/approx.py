@@ -658,8 +658,8 @@ class ApproxIndex:
         Rows best-first (score desc, doc index asc), padded with -inf / -1. Scores are exact
         dot products. ``query_cut`` (0 = all terms), ``heap_factor`` and ``sorted_terms``
         default to the values the index was built with. ``threads`` as :meth:`NumbaIndex.search`.
-        With ``return_work``, a third array ``int64 [nq, 4]`` counts what each query read
-        (:data:`WORK_COLUMNS`); it does not depend on ``threads``.
+        With ``return_work``, a third array ``int64 [nq, len(WORK_COLUMNS)]`` counts what
+        each query read (:data:`WORK_COLUMNS`); it does not depend on ``threads``.
         """
         k = int(k)
         if k < 0:

@@ -5,8 +5,9 @@
 default) or the L2 distance (``metric: l2``, scored as ``-distance`` so that larger is better).
 Indexes that need training (IVF, PQ, SQ...) are trained on ``train_size`` docs drawn with
 ``seed`` (when null, as many as FAISS's own training keeps for IVF-Flat, IVF-PQ and PQ, with
-PCA/OPQ: :func:`default_train_size`; all docs for other types or when fewer). Search-time knobs ``nprobe`` (IVF) and ``ef_search`` (HNSW) are
-applied wherever the index has them; ``ef_construction`` (HNSW) applies while building.
+PCA/OPQ: :func:`default_train_size`; all docs for other types or when fewer). Search-time
+knobs ``nprobe`` (IVF) and ``ef_search`` (HNSW) are applied wherever the index has them;
+``ef_construction`` (HNSW) applies while building.
 
 Results follow the :class:`irbench.types.Index` contract: rows sorted by score descending, ties
 by doc index ascending, padded with -1 / -inf. FAISS itself breaks ties arbitrarily; here every
@@ -51,9 +52,9 @@ EF_SEARCH_MAX = 4096
 #: query batches from this many queries on compute flat distances (exhaustive indexes, IVF
 #: coarse quantizers) with one BLAS matrix product rather than one query at a time. FAISS
 #: 1.15 switches only at queries x dim >= 128,000 (333 queries at dim 384), and its
-#: one-at-a-time path is 3-22x slower per query from 4-8 queries on (measured on this
-#: project's 2-core machine at 5k-200k docs, d 64-384: ``irbench bench dense``,
-#: docs/benchmarks.md)
+#: one-at-a-time path is 3-22x slower per query from 4-8 queries on (an ad hoc sweep on this
+#: project's 2-core machine, 5k-200k docs, d 64-384; the end-to-end effect is measured by
+#: ``irbench bench dense``, docs/benchmarks.md "Dense search")
 BLAS_MIN_QUERIES = 8
 #: FAISS >= 1.15 compares queries x dim with ``distance_compute_blas_threshold`` (default
 #: 128,000); older versions compare the query count (default 20)
@@ -137,6 +138,11 @@ class FaissIndex:
     @property
     def n_docs(self) -> int:
         return int(self.cpu_index.ntotal)
+
+    @property
+    def exhaustive(self) -> bool:
+        """Whether a search scans every stored code (Flat, PQ, SQ...): exact over them."""
+        return self._exhaustive
 
     @property
     def dim(self) -> int:

@@ -202,13 +202,12 @@ def stream_chunks(entry: Path, n_chunks: int) -> tuple[Any, list[str]]:
 def _dense_chunks(entry: Path, folders: list[Path]) -> DenseBlocks:
     """The dense chunks as :class:`~irbench.types.DenseBlocks` (shapes read from the
     ``.npy`` headers; each chunk memory-mapped when a pass reaches it)."""
-    shapes = [np.load(f / "vectors.npy", mmap_mode="r").shape for f in folders]
-    dims = {s[1] for s in shapes if len(s) == 2}
-    if len(dims) != 1 or any(len(s) != 2 for s in shapes):
+    try:
+        files = DenseBlocks.from_npy([f / "vectors.npy" for f in folders])
+    except ValueError as e:
         raise CacheError(
-            f"{entry}: dense chunks of shapes {sorted(set(shapes))}; "
-            "delete the folder to re-encode the corpus"
-        )
+            f"{entry}: dense chunks: {e}; delete the folder to re-encode the corpus"
+        ) from None
 
     def blocks() -> Iterator[Any]:
         for f in folders:
@@ -219,7 +218,7 @@ def _dense_chunks(entry: Path, folders: list[Path]) -> DenseBlocks:
                     f"{f}: cannot read the vectors ({e}); run again to re-encode it"
                 ) from None
 
-    return DenseBlocks(blocks, sum(s[0] for s in shapes), dims.pop())
+    return DenseBlocks(blocks, files.n_rows, files.dim)
 
 
 def _sparse_width(entry: Path, folders: list[Path]) -> int:
