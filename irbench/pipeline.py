@@ -125,9 +125,10 @@ def _encode_corpus(
     cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str], stream: bool = False
 ):
     """Doc vectors and ids: chunked, resumable and shardable for neural encoders; in one pass
-    for corpus-statistics encoders such as BM25. With ``stream``, chunks come as
-    :class:`~irbench.types.RowBlocks` (sparse) or :class:`~irbench.types.DenseBlocks`
-    read from the cache, not merged in memory."""
+    for corpus-statistics encoders such as BM25. With ``stream``, the vectors come as
+    :class:`~irbench.types.RowBlocks` (sparse) or :class:`~irbench.types.DenseBlocks`, not
+    merged in memory: chunks read from the cache, or a corpus-statistics encoder's
+    ``corpus_blocks`` (weighted again on each read)."""
     from irbench.progress import track
     from irbench.runs import shards
 
@@ -138,9 +139,13 @@ def _encode_corpus(
                 f"encoder '{cfg.encoder.name}' needs the whole corpus at once; unset encode.shard"
             )
         docnos: list[str] = []
-        batches = list(encoder.encode_corpus(shards.iter_with_ids(docs, docnos)))
+        with_ids = shards.iter_with_ids(docs, docnos)
+        if stream and hasattr(encoder, "corpus_blocks"):  # weighted block by block on each read
+            vectors = encoder.corpus_blocks(with_ids)
+        else:
+            vectors = shards.stack(list(encoder.encode_corpus(with_ids)), encoder.vocab_size)
         shards.check_unique(docnos)
-        return shards.stack(batches, encoder.vocab_size), docnos, {}
+        return vectors, docnos, {}
     entry = _encoded_entry(cfg, encoder, fingerprint)
     n_docs = dataset.docs_count()
     if n_docs is None:

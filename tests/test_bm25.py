@@ -320,6 +320,25 @@ def test_batches() -> None:
     assert (a != b).nnz == 0
 
 
+def test_corpus_blocks_reread_the_same_batches_and_index_like_the_stacked_matrix() -> None:
+    from irbench.index.numba import NumbaIndex
+
+    rng = random.Random(3)
+    docs = [Doc(str(i), " ".join(rng.choices(WORDS, k=rng.randint(0, 30)))) for i in range(47)]
+    stacked = encode(plain_encoder(batch_size=1000), docs)
+    enc = plain_encoder(batch_size=10)
+    blocks = enc.corpus_blocks(docs)
+    assert blocks.n_terms == enc.vocab_size == stacked.shape[1]
+    first, second = list(blocks.blocks()), list(blocks.blocks())
+    assert [b.shape[0] for b in first] == [10, 10, 10, 10, 7]
+    for a, b in zip(first, second, strict=True):
+        assert a.has_canonical_format and (a != b).nnz == 0
+    assert (sp.vstack(first).tocsr() != stacked).nnz == 0
+    streamed, whole = NumbaIndex.build(blocks), NumbaIndex.build(stacked)
+    for name in ("offsets", "doc_ids", "weights"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(whole, name))
+
+
 # -- queries ---------------------------------------------------------------------------------------
 def test_query_weighting() -> None:
     docs = [Doc("1", "cat dog"), Doc("2", "dog bird")]

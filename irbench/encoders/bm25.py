@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from irbench.encoders.analyzer import Analyzer
 from irbench.errors import ConfigError, DataError, IrbenchError
-from irbench.types import Doc, Query
+from irbench.types import Doc, Query, RowBlocks
 
 __all__ = [
     "FORMAT_VERSION",
@@ -189,6 +189,13 @@ class BM25Encoder:
 
     def encode_corpus(self, docs: Iterable[Doc]) -> Iterator[sp.csr_matrix]:
         """Analyse every doc once, fix the vocabulary, then yield impact batches in corpus order."""
+        yield from self.corpus_blocks(docs).blocks()
+
+    def corpus_blocks(self, docs: Iterable[Doc]) -> RowBlocks:
+        """Analyse every doc once and fix the vocabulary; the impact batches (``batch_size``
+        rows, corpus order) are then computed again on each read of the returned
+        :class:`~irbench.types.RowBlocks` from the term counts kept in memory (6 bytes per
+        posting), so an index builds without the weighted matrix ever being held whole."""
         self._reset()
         provisional: dict[str, int] = {}  # term -> id in first-seen order
         chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # (indptr, ids, tf)
@@ -200,9 +207,15 @@ class BM25Encoder:
             chunks.append(chunk)
             lengths.append(dl)
         remap = self._finalize_vocabulary(provisional, chunks, lengths)
+        for i, (indptr, ids, tf) in enumerate(chunks):  # final ids, sorted within each row
+            chunks[i] = _sorted_rows(indptr, remap[ids], tf, self.vocab_size)
         idf = self.idf()
-        for (indptr, ids, tf), dl in zip(chunks, lengths, strict=True):
-            yield self._impacts(indptr, remap[ids], tf, dl, idf)
+
+        def blocks() -> Iterator[sp.csr_matrix]:
+            for (indptr, ids, tf), dl in zip(chunks, lengths, strict=True):
+                yield self._impacts(indptr, ids, tf, dl, idf)
+
+        return RowBlocks(blocks, self.vocab_size)
 
     def _finalize_vocabulary(
         self,
@@ -235,19 +248,16 @@ class BM25Encoder:
     def _impacts(
         self, indptr: np.ndarray, ids: np.ndarray, tf: np.ndarray, dl: np.ndarray, idf: np.ndarray
     ) -> sp.csr_matrix:
+        """Impact rows from term counts whose ids are final and sorted within each row."""
         n = len(dl)
-        m = sp.csr_matrix((tf, ids, indptr), shape=(n, self.vocab_size))
-        m.sort_indices()  # ids were remapped: restore the canonical order
-        if m.nnz == 0:
+        if len(ids) == 0:
             return sp.csr_matrix((n, self.vocab_size), dtype=np.float32)
-        tf = m.data.astype(np.float64)
+        tf = tf.astype(np.float64)
         length = lucene_doc_length(dl) if self.lucene_norms else dl
         norm = self.k1 * (1.0 - self.b + self.b * length.astype(np.float64) / self.avgdl)
-        norm_per_nnz = np.repeat(norm, np.diff(m.indptr))
-        impact = idf[m.indices] * tf / (tf + norm_per_nnz)
-        out = sp.csr_matrix(
-            (impact.astype(np.float32), m.indices, m.indptr), shape=(n, self.vocab_size)
-        )
+        norm_per_nnz = np.repeat(norm, np.diff(indptr))
+        impact = idf[ids] * tf / (tf + norm_per_nnz)
+        out = sp.csr_matrix((impact.astype(np.float32), ids, indptr), shape=(n, self.vocab_size))
         out.has_sorted_indices = True
         return out
 
@@ -418,3 +428,12 @@ def _count_terms(
     tf_dtype = np.uint16 if tf.size == 0 or tf.max() <= np.iinfo(np.uint16).max else np.int64
     ids = (keys & 0xFFFFFFFF).astype(np.int32)
     return (indptr, ids, tf.astype(tf_dtype)), lengths
+
+
+def _sorted_rows(
+    indptr: np.ndarray, ids: np.ndarray, tf: np.ndarray, n_terms: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR pieces with the ids sorted within each row (they were remapped to the final order)."""
+    m = sp.csr_matrix((tf, ids, indptr), shape=(len(indptr) - 1, n_terms))
+    m.sort_indices()
+    return m.indptr, m.indices, m.data
