@@ -485,3 +485,36 @@ def test_query_batches_use_faiss_blas_path_and_restore_the_global() -> None:
     per_float = faiss_index._BLAS_PER_FLOAT  # FAISS >= 1.15: queries x dim
     assert seen == [faiss_index.BLAS_MIN_QUERIES * (4 if per_float else 1)]
     assert faiss.cvar.distance_compute_blas_threshold == before
+
+
+def test_blas_threshold_holds_the_lowest_value_while_searches_overlap() -> None:
+    """Overlapping searches (threads) share the process-wide FAISS setting: it stays at the
+    lowest value asked for until the last one leaves, whatever order they leave in, and the
+    setting from before the first is then restored."""
+    from irbench.index.faiss import blas_threshold
+
+    before = faiss.cvar.distance_compute_blas_threshold
+    first, second = blas_threshold(before + 7), blas_threshold(5)
+    first.__enter__()
+    assert faiss.cvar.distance_compute_blas_threshold == before + 7
+    second.__enter__()
+    assert faiss.cvar.distance_compute_blas_threshold == 5
+    first.__exit__(None, None, None)  # the first leaves while the second still searches
+    assert faiss.cvar.distance_compute_blas_threshold == 5
+    second.__exit__(None, None, None)
+    assert faiss.cvar.distance_compute_blas_threshold == before
+
+
+def test_searches_from_several_threads_equal_one_thread() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    before = faiss.cvar.distance_compute_blas_threshold
+    index = FaissIndex.build(random_unit(500, 16, 0), factory="Flat")
+    batches = [random_unit(n, 16, seed) for seed, n in enumerate([1, 9, 40, 3, 64, 8] * 4)]
+    want = [index.search(q, 10, threads=1) for q in batches]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda q: index.search(q, 10, threads=1), batches))
+    for (ws, wd), (gs, gd) in zip(want, got, strict=True):
+        np.testing.assert_array_equal(gd, wd)
+        np.testing.assert_allclose(gs, ws, rtol=1e-5)
+    assert faiss.cvar.distance_compute_blas_threshold == before

@@ -29,8 +29,11 @@ rebuilds may differ slightly; searching one saved index is deterministic.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +62,33 @@ BLAS_MIN_QUERIES = 8
 #: FAISS >= 1.15 compares queries x dim with ``distance_compute_blas_threshold`` (default
 #: 128,000); older versions compare the query count (default 20)
 _BLAS_PER_FLOAT = int(faiss.cvar.distance_compute_blas_threshold) >= 1000
+_blas_lock = threading.Lock()
+_blas_users = 0  # searches inside blas_threshold() now
+_blas_saved = 0  # the setting before the first of them
+
+
+@contextlib.contextmanager
+def blas_threshold(value: int) -> Iterator[None]:
+    """``faiss.cvar.distance_compute_blas_threshold``, a process-wide setting, at most
+    ``value`` while the block runs. Safe across threads: the first of overlapping searches
+    saves the setting and the last restores it; in between the lowest value asked for holds
+    (any search that asked for BLAS gets it)."""
+    global _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = faiss.cvar.distance_compute_blas_threshold
+            faiss.cvar.distance_compute_blas_threshold = int(value)
+        else:
+            current = faiss.cvar.distance_compute_blas_threshold
+            faiss.cvar.distance_compute_blas_threshold = min(current, int(value))
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                faiss.cvar.distance_compute_blas_threshold = _blas_saved
 
 
 def _one_line(exc: BaseException | None) -> str:
@@ -524,36 +554,31 @@ class FaissIndex:
         old = faiss.omp_get_max_threads()
         if threads and threads > 0:
             faiss.omp_set_num_threads(int(threads))
-        # a process-wide FAISS setting: set for this call and restored (not thread-safe; the
-        # width is the input's, so after a PCA/OPQ reduction the switch comes a bit later)
-        old_blas = faiss.cvar.distance_compute_blas_threshold
-        blas = BLAS_MIN_QUERIES * (self.dim if _BLAS_PER_FLOAT else 1)
-        faiss.cvar.distance_compute_blas_threshold = blas
-        try:
-            if not self._exhaustive:
-                s, d = self._raw_search(q, min(k, n), params)
-                if s.shape[1] == k:
-                    return s, d
+        try:  # BLAS counts the input's width: after a PCA/OPQ reduction it switches a bit later
+            with blas_threshold(BLAS_MIN_QUERIES * (self.dim if _BLAS_PER_FLOAT else 1)):
+                if not self._exhaustive:
+                    s, d = self._raw_search(q, min(k, n), params)
+                    if s.shape[1] == k:
+                        return s, d
+                    out_s, out_d = padded()
+                    out_s[:, : s.shape[1]], out_d[:, : d.shape[1]] = s, d
+                    return out_s, out_d
+                # exhaustive: one extra hit shows whether a tie straddles the k-th place; if
+                # so the row is searched deeper until the tie group ends (or all docs are in)
                 out_s, out_d = padded()
-                out_s[:, : s.shape[1]], out_d[:, : d.shape[1]] = s, d
+                depth = min(k + 1, n)
+                rows = np.arange(nq)
+                while len(rows):
+                    s, d = self._raw_search(q[rows], depth)
+                    keep = min(k, depth)
+                    out_s[rows, :keep], out_d[rows, :keep] = s[:, :keep], d[:, :keep]
+                    if depth >= n or depth <= k:
+                        break
+                    tie = (d[:, k] >= 0) & (s[:, k] == s[:, k - 1])
+                    rows = rows[tie]
+                    depth = min(2 * depth, n)
                 return out_s, out_d
-            # exhaustive: one extra hit shows whether a tie straddles the k-th place; if so the
-            # row is searched deeper until the tie group ends (or every doc is returned)
-            out_s, out_d = padded()
-            depth = min(k + 1, n)
-            rows = np.arange(nq)
-            while len(rows):
-                s, d = self._raw_search(q[rows], depth)
-                keep = min(k, depth)
-                out_s[rows, :keep], out_d[rows, :keep] = s[:, :keep], d[:, :keep]
-                if depth >= n or depth <= k:
-                    break
-                tie = (d[:, k] >= 0) & (s[:, k] == s[:, k - 1])
-                rows = rows[tie]
-                depth = min(2 * depth, n)
-            return out_s, out_d
         finally:
-            faiss.cvar.distance_compute_blas_threshold = old_blas
             if threads and threads > 0:
                 faiss.omp_set_num_threads(old)
 
