@@ -213,6 +213,38 @@ def test_raw_answers_reordered_like_a_full_sort(seed: int, metric: str) -> None:
     np.testing.assert_array_equal(scores, ref_s)
 
 
+@pytest.mark.parametrize("negate", [False, True])
+def test_settle_rows_flags_exactly_the_rows_out_of_order(negate: bool) -> None:
+    """The one-pass kernel behind FaissIndex's re-sort: padding marked and the rows flagged
+    as a numpy pairwise check of (score desc, idx asc, padding last, NaN never in order)
+    finds them."""
+    from irbench.index.rows import settle_rows
+
+    rng = np.random.default_rng(7)
+    nq, k = 400, 9
+    d = rng.integers(0, 3, (nq, k)).astype(np.float32)
+    d[: nq // 2] = -np.sort(-d[: nq // 2], axis=1)  # half the rows best first
+    i = np.tile(np.arange(k, dtype=np.int64), (nq, 1))
+    i[::3] = rng.permuted(i[::3], axis=1)
+    pad = rng.random((nq, k)) < 0.1
+    i[pad & (rng.random((nq, k)) < 0.5)] = -1
+    d[pad] = np.float32(-3.4028235e38)
+    d[rng.random((nq, k)) < 0.01] = np.nan
+    s_in = -d if negate else d.copy()
+    s, idx = s_in.copy(), i.copy()
+    bad = np.zeros(nq, dtype=bool)
+    settle_rows(s, idx, np.float32(-3.0e38), negate, bad)
+    missing = (i < 0) | (d <= -3.0e38)
+    want_s, want_i = np.where(missing, -np.inf, d), np.where(missing, -1, i)
+    np.testing.assert_array_equal(s, want_s.astype(np.float32))
+    np.testing.assert_array_equal(idx, want_i)
+    key = np.where(missing, np.iinfo(np.int64).max, i)
+    s0, s1, k0, k1 = want_s[:, :-1], want_s[:, 1:], key[:, :-1], key[:, 1:]
+    want_bad = (~((s1 < s0) | ((s1 == s0) & (k1 >= k0)))).any(axis=1)
+    assert 0 < want_bad.sum() < nq
+    np.testing.assert_array_equal(bad, want_bad)
+
+
 @pytest.mark.parametrize("factory", ["IVF8,Flat", "HNSW8"])
 def test_approximate_answers_sorted_with_ties_by_doc(factory: str) -> None:
     d, q = int_data(800, 25)

@@ -503,25 +503,19 @@ class FaissIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS search, rows re-sorted by (-score, idx), padding as (-inf, -1)."""
         d, i = self.index.search(q, k) if params is None else self.index.search(q, k, params=params)
+        from irbench.index.rows import settle_rows
+
         scores = np.asarray(d, dtype=np.float32)  # FAISS's own fresh arrays: written in place
-        if self.metric == "l2":
-            scores = -scores
         idx = np.asarray(i, dtype=np.int64)
-        missing = (idx < 0) | (scores <= _PAD)
-        any_missing = bool(missing.any())
-        if any_missing:
-            scores[missing] = -np.inf
-            idx[missing] = -1
+        bad = np.empty(len(idx), dtype=np.bool_)
+        settle_rows(scores, idx, _PAD, self.metric == "l2", bad)
         # FAISS gives rows best first; only the order within runs of equal scores (and any
         # row out of order) needs fixing: re-sort just the rows that break (score desc, idx
         # asc), padding (-inf, -1) last
-        key = np.where(missing, np.iinfo(np.int64).max, idx) if any_missing else idx
-        s0, s1 = scores[:, :-1], scores[:, 1:]
-        k0, k1 = key[:, :-1], key[:, 1:]
-        bad = ~((s1 < s0) | ((s1 == s0) & (k1 >= k0)))  # also flags any NaN
-        rows = np.flatnonzero(bad.any(axis=1))
+        rows = np.flatnonzero(bad)
         if len(rows):
-            order = np.lexsort((key[rows], -scores[rows]), axis=-1)
+            key = np.where(idx[rows] < 0, np.iinfo(np.int64).max, idx[rows])
+            order = np.lexsort((key, -scores[rows]), axis=-1)
             scores[rows] = np.take_along_axis(scores[rows], order, 1)
             idx[rows] = np.take_along_axis(idx[rows], order, 1)
         return scores, idx
