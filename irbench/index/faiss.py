@@ -288,15 +288,20 @@ class FaissIndex:
         self, queries: np.ndarray, k: int, threads: int = 0, **knobs: Any
     ) -> tuple[np.ndarray, float]:
         """``(doc_idx [nq, k], distances computed per query)`` with the search knobs
-        ``knobs`` for this call only, searched on the CPU (FAISS's IVF and HNSW counters:
-        codes scanned in the probed lists plus HNSW distances; an IVF's flat quantizer's
-        centroid distances are not counted)."""
+        ``knobs`` for this call only, searched on the CPU: FAISS's IVF and HNSW counters
+        (codes scanned in the probed lists, HNSW distances, an HNSW coarse quantizer's
+        included) plus, for an IVF with a flat coarse quantizer, its ``nlist`` centroid
+        distances per query."""
         cpu = self._cpu()
         faiss.cvar.indexIVF_stats.reset()
         faiss.cvar.hnsw_stats.reset()
         _, idx = cpu.search(queries, k, threads, params=cpu.search_params(**knobs))
         ndis = int(faiss.cvar.indexIVF_stats.ndis) + int(faiss.cvar.hnsw_stats.ndis)
-        return idx, ndis / max(1, len(idx))
+        ivf = self._ivf()
+        flat_quantizer = ivf is not None and isinstance(
+            faiss.downcast_index(ivf.quantizer), faiss.IndexFlat
+        )
+        return idx, ndis / max(1, len(idx)) + (int(ivf.nlist) if flat_quantizer else 0)
 
     def exact_search(
         self, queries: np.ndarray, k: int, threads: int = 0
