@@ -116,12 +116,21 @@ def validate(cfg: Any) -> None:
     if missing:
         keys = ", ".join(sorted(missing))
         raise ConfigError(f"config keys without a value: {keys}; set them on the command line")
-    if not isinstance(cfg.k, int) or cfg.k < 1:
+
+    def integer(key: str) -> bool:
+        value = cfg.get(key)
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    if not integer("k") or cfg.k < 1:
         raise ConfigError(f"k must be a positive integer, got {cfg.k!r}")
-    if not isinstance(cfg.threads, int) or cfg.threads < 0:
+    if not integer("threads") or cfg.threads < 0:
         raise ConfigError(f"threads must be an integer >= 0 (0 = all cores), got {cfg.threads!r}")
-    if not isinstance(cfg.seed, int):
+    if not integer("seed"):
         raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
+    if "query_batch_size" in cfg and (not integer("query_batch_size") or cfg.query_batch_size < 1):
+        raise ConfigError(
+            f"query_batch_size must be a positive integer, got {cfg.query_batch_size!r}"
+        )
     if isinstance(cfg.measures, str) or not OmegaConf.is_list(cfg.measures):
         raise ConfigError(f"measures must be a list like [nDCG@10,AP], got {cfg.measures!r}")
     from irbench.eval.measures import parse_measures

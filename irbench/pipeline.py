@@ -121,7 +121,34 @@ class ShardsPending(IrbenchError):
     exit_code = 0
 
 
+def corpus_source(dataset: Any) -> str:
+    """The corpus file of a local dataset, or the dataset's name (for messages)."""
+    for attr in ("corpus_file", "corpus"):
+        path = getattr(dataset, attr, None)
+        if isinstance(path, Path):
+            return str(path)
+    return f"dataset '{dataset.name}'"
+
+
 def _encode_corpus(
+    cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str], stream: bool = False
+):
+    """:func:`_read_corpus`; a corpus without docs, or a corpus error that names no file
+    (a duplicate doc id), is reported with the corpus file."""
+    try:
+        vectors, docnos, info = _read_corpus(cfg, dataset, encoder, fingerprint, stream)
+    except DataError as exc:
+        if exc.path is not None:
+            raise
+        raise DataError(str(exc), corpus_source(dataset)) from None
+    if not docnos:
+        raise DataError(
+            "the corpus has no docs; check the dataset's corpus", corpus_source(dataset)
+        )
+    return vectors, docnos, info
+
+
+def _read_corpus(
     cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str], stream: bool = False
 ):
     """Doc vectors and ids: chunked, resumable and shardable for neural encoders; in one pass
@@ -569,6 +596,14 @@ def retrieve(cfg: Any, handle: IndexHandle, record: dict[str, Any] | None = None
     record = record if record is not None else {}
     dataset = load_dataset(cfg)
     queries = list(dataset.queries_iter())
+    if not queries:
+        split = cfg.dataset.get("split")
+        raise DataError(
+            f"dataset '{dataset.name}' has no queries"
+            + (f" in split '{split}'" if split else "")
+            + " (a BEIR split holds the queries its qrels judge); check the queries and qrels "
+            "files or dataset.split"
+        )
     seen: set[str] = set()
     for q in queries:
         if q.query_id in seen:
@@ -578,12 +613,15 @@ def retrieve(cfg: Any, handle: IndexHandle, record: dict[str, Any] | None = None
     results = search(cfg, handle, queries, record)
     out = Path(cfg.run_dir) / "run.trec"
     write_run(out, results, run_tag(cfg))
+    for name in EVAL_OUTPUTS:  # they evaluated the run this one replaces
+        (out.parent / name).unlink(missing_ok=True)
     return out
 
 
 def evaluate(cfg: Any, run_path: Path | None = None, docnos: list[str] | None = None, record=None):
     """Evaluate ``run.trec`` against the dataset's qrels; write metrics.json and perquery.tsv."""
     from irbench.data import check_qrels
+    from irbench.eval import check_evaluable
     from irbench.eval import evaluate as evaluate_run
     from irbench.runs.trec import read_run
 
@@ -595,6 +633,7 @@ def evaluate(cfg: Any, run_path: Path | None = None, docnos: list[str] | None = 
     if docnos is not None:
         record["qrels_check"] = check_qrels(qrels, set(docnos))
     result = evaluate_run(read_run(run_path), qrels, list(cfg.measures))
+    check_evaluable(result, str(run_path), f"the qrels of dataset '{dataset.name}'")
     write_metrics(run_dir, result)
     record.update(
         {
@@ -617,6 +656,10 @@ def write_metrics(run_dir: Path, result: Any) -> None:
             f.write(f"{qid}\t{measure}\t{value:.6f}\n")
 
 
+#: written by the eval stage from run.trec
+EVAL_OUTPUTS = ("metrics.json", "perquery.tsv")
+
+
 def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) -> Path:
     """Write (or update) ``run_dir/manifest.json`` and the resolved ``config.yaml``."""
     from irbench.config import to_yaml
@@ -630,10 +673,15 @@ def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) ->
     if path.is_file():
         try:
             old = json.loads(path.read_text())
-            if old.get("config_sha256") == _sha(config_text):
-                manifest = old
         except (OSError, ValueError):
-            manifest = {}
+            old = {}
+        old = old if isinstance(old, dict) else {}
+        if old.get("config_sha256") == _sha(config_text):
+            manifest = old
+        elif not {"retrieve", "eval"} & set(stages):
+            # another config's results: an index stage alone must not leave them under this one
+            for name in ("run.trec", *EVAL_OUTPUTS):
+                (run_dir / name).unlink(missing_ok=True)
     manifest.update(environment())
     manifest["config_sha256"] = _sha(config_text)
     manifest["seed"] = int(cfg.seed)

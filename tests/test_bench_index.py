@@ -26,7 +26,7 @@ from irbench.cli.app import app
 from irbench.errors import ConfigError, DataError
 
 
-def tiny(name="tiny", n_docs=300, n_queries=12, n_terms=200, seed=0) -> VectorSet:
+def tiny(name="tiny", n_docs=300, n_queries=12, n_terms=200, seed=0, term_space="") -> VectorSet:
     rng = np.random.default_rng(seed)
 
     def csr(rows, nnz):
@@ -38,15 +38,16 @@ def tiny(name="tiny", n_docs=300, n_queries=12, n_terms=200, seed=0) -> VectorSe
     docnos = [f"d{i}" for i in range(n_docs)]
     qids = [f"q{i}" for i in range(n_queries)]
     qrels = [(f"q{i}", f"d{(7 * i) % n_docs}", 1) for i in range(n_queries)]
-    return VectorSet(name, docs, queries, docnos, qids, qrels)
+    return VectorSet(name, docs, queries, docnos, qids, qrels, term_space)
 
 
 def test_vectors_round_trip_and_concat(tmp_path):
-    a, b = tiny("a", seed=1), tiny("b", n_docs=50, n_terms=180, seed=2)
+    a = tiny("a", seed=1, term_space="a 200-term tokenizer vocabulary")
+    b = tiny("b", n_docs=50, n_terms=180, seed=2)
     save_vectors(tmp_path / "a.npz", a)
     back = load_vectors(tmp_path / "a.npz")
     assert back.name == "a" and back.docnos == a.docnos and back.qids == a.qids
-    assert back.qrels == a.qrels
+    assert back.qrels == a.qrels and back.term_space == a.term_space
     assert (back.docs != a.docs).nnz == 0 and (back.queries != a.queries).nnz == 0
     both = concat([back, b])
     assert both.name == "a+b" and both.docs.shape == (350, 200)
@@ -54,9 +55,17 @@ def test_vectors_round_trip_and_concat(tmp_path):
     assert both.qrels[-1][0].startswith("b/") and len(both.qrels) == 24
     with pytest.raises(ConfigError):
         concat([a, a])
+    b.term_space = "the bm25 vocabulary of b"  # known and different: term ids not shared
+    with pytest.raises(ConfigError, match="term spaces"):
+        concat([back, b, tiny("c", term_space="the bm25 vocabulary of c")])
+    b.term_space = ""
     (tmp_path / "bad.npz").write_bytes(b"nope")
     with pytest.raises(DataError):
         load_vectors(tmp_path / "bad.npz")
+    good = (tmp_path / "a.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(good[: len(good) // 2])  # a truncated download
+    with pytest.raises(DataError):
+        load_vectors(tmp_path / "cut.npz")
     with pytest.raises(DataError):
         VectorSet("x", a.docs, a.queries, a.docnos[:-1], a.qids)
 

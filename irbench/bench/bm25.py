@@ -148,6 +148,13 @@ def bench_bm25(
     import shutil
     import tempfile
 
+    from irbench.errors import ConfigError
+
+    if str(cfg.encoder.get("_target_", "")) != "irbench.encoders.bm25.BM25Encoder":
+        raise ConfigError(
+            f"bench bm25 times the BM25 encoder; encoder={cfg.encoder.name} is not BM25 "
+            "(use encoder=bm25, or `irbench bench index` for learned sparse vectors)"
+        )
     tmp_cache = tempfile.mkdtemp(prefix="irbench-bench-") if fresh_index else None
     try:
         if tmp_cache is not None:

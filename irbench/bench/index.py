@@ -70,6 +70,9 @@ class VectorSet:
     docnos: list[str]
     qids: list[str]
     qrels: list[tuple[str, str, int]] = field(default_factory=list)
+    #: what the term ids mean (e.g. ``splade:<model>``; a BM25 vocabulary is its corpus's);
+    #: "" when unknown. Sets with different known term spaces do not concatenate.
+    term_space: str = ""
 
     def __post_init__(self):
         if self.docs.shape[0] != len(self.docnos):
@@ -123,19 +126,25 @@ def save_vectors(path: str | Path, vs: VectorSet) -> Path:
         "qrel_qid": np.array([r[0] for r in qr], dtype=str),
         "qrel_docno": np.array([r[1] for r in qr], dtype=str),
         "qrel_rel": np.array([int(r[2]) for r in qr], dtype=np.int64),
+        "term_space": np.array(vs.term_space),
     }
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    try:
+        np.savez(tmp, **arrays)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
 def load_vectors(path: str | Path) -> VectorSet:
     """Read a file written by :func:`save_vectors`."""
     path = Path(path)
+    import zipfile
+
     try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
         raise DataError(f"{path}: not a vectors file ({e})") from None
     with z:
         try:
@@ -164,9 +173,14 @@ def load_vectors(path: str | Path) -> VectorSet:
                 z["docnos"].tolist(),
                 z["qids"].tolist(),
                 qrels,
+                str(z["term_space"]) if "term_space" in z.files else "",
             )
-        except KeyError as e:
-            raise DataError(f"{path}: missing array {e}; not a vectors file") from None
+        except KeyError:
+            raise DataError(
+                f"{path}: not a vectors file of `irbench bench vectors` (arrays missing)"
+            ) from None
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+            raise DataError(f"{path}: damaged vectors file ({e})") from None
 
 
 def concat(sets: Sequence[VectorSet]) -> VectorSet:
@@ -177,6 +191,12 @@ def concat(sets: Sequence[VectorSet]) -> VectorSet:
     names = [s.name for s in sets]
     if len(set(names)) != len(names):
         raise ConfigError(f"--vectors: corpus names repeat ({names}); give distinct files")
+    spaces = {s.term_space for s in sets if s.term_space}
+    if len(spaces) > 1:
+        raise ConfigError(
+            f"--vectors: the files come from different term spaces ({', '.join(sorted(spaces))}); "
+            "their term ids do not mean the same terms: give vectors of one encoder"
+        )
     docs = sp.vstack([_canonical(s.docs, width) for s in sets], format="csr")
     queries = sp.vstack([_canonical(s.queries, width) for s in sets], format="csr")
     return VectorSet(
@@ -186,6 +206,7 @@ def concat(sets: Sequence[VectorSet]) -> VectorSet:
         [f"{s.name}/{d}" for s in sets for d in s.docnos],
         [f"{s.name}/{q}" for s in sets for q in s.qids],
         [(f"{s.name}/{q}", f"{s.name}/{d}", r) for s in sets for q, d, r in s.qrels],
+        spaces.pop() if spaces else "",
     )
 
 
@@ -200,6 +221,7 @@ def vectors_from_cache(cfg: Any, echo: Callable[[str], None] = print) -> VectorS
         raise ConfigError(f"encoder={cfg.encoder.name} is dense; bench index needs sparse vectors")
     echo(f"{dataset.name}: doc vectors (encoded cache under {cfg.cache_dir}) ...")
     docs, docnos, _ = _encode_corpus(cfg, dataset, encoder, dataset.fingerprint())
+    fingerprint = dataset.fingerprint().get("docs", "")[:12]
     queries = list(dataset.queries_iter())
     if not queries:
         raise ConfigError(f"dataset '{dataset.name}' has no queries in this split")
@@ -207,6 +229,11 @@ def vectors_from_cache(cfg: Any, echo: Callable[[str], None] = print) -> VectorS
     qvecs = encoder.encode_queries(queries)
     width = max(docs.shape[1], qvecs.shape[1])
     qrels = [(r.query_id, r.doc_id, int(r.relevance)) for r in dataset.qrels_iter()]
+    # a tokenizer's vocabulary is the model's; a corpus-statistics encoder's (BM25) the corpus's
+    if getattr(encoder, "shardable", False):
+        term_space = f"a {encoder.vocab_size}-term tokenizer vocabulary"
+    else:
+        term_space = f"the {cfg.encoder.name} vocabulary of {dataset.name} ({fingerprint})"
     return VectorSet(
         str(dataset.name),
         _canonical(docs, width),
@@ -214,6 +241,7 @@ def vectors_from_cache(cfg: Any, echo: Callable[[str], None] = print) -> VectorS
         list(docnos),
         [q.query_id for q in queries],
         qrels,
+        term_space,
     )
 
 

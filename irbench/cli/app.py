@@ -145,7 +145,7 @@ def eval_(
     ] = None,
 ) -> None:
     """Evaluate a run: `irbench eval RUN --qrels QRELS` or `irbench eval OVERRIDES...` for run_dir."""
-    from irbench.eval import evaluate
+    from irbench.eval import check_evaluable, evaluate
     from irbench.pipeline import evaluate as evaluate_cfg
     from irbench.pipeline import write_manifest, write_metrics
     from irbench.runs.manifest import stage
@@ -158,6 +158,7 @@ def eval_(
             fail("with --qrels give exactly one run file: irbench eval RUN --qrels QRELS")
         measures = measure or ["nDCG@10", "RR@10", "R@100", "R@1000", "AP"]
         result = evaluate(read_run(args[0]), read_qrels_file(qrels), measures)
+        check_evaluable(result, args[0], str(qrels))
         if output is not None:
             write_metrics(output, result)
         _print_metrics(None, result.aggregate, f"{args[0]}")
@@ -165,6 +166,11 @@ def eval_(
             typer.echo(f"note: {note}", err=True)
         return
     overrides = list(args or [])
+    files = [a for a in overrides if "=" not in a and Path(a).is_file()]
+    if files:
+        fail(f"{files[0]} is a run file: give --qrels QRELS to evaluate it")
+    if output is not None:
+        fail("--output goes with --qrels; with overrides the results go to run_dir")
     if measure:
         overrides.append("measures=[" + ",".join(measure) + "]")
     cfg = _compose(overrides)

@@ -180,7 +180,7 @@ def synth_cmd(
         list[Path],
         typer.Option("--from", help="Real vectors (.npz) whose statistics to follow; repeatable"),
     ],
-    n_docs: Annotated[int, typer.Option("--docs", help="Docs to generate")] = 1_000_000,
+    n_docs: Annotated[int, typer.Option("--docs", help="Docs to generate", min=1)] = 1_000_000,
     output: Annotated[Path, typer.Option("-o", "--output", help="The .npz file to write")] = Path(
         "synth.npz"
     ),
@@ -206,16 +206,20 @@ def bench_scale_cmd(
     ],
     n_docs: Annotated[
         list[int] | None,
-        typer.Option("--docs", help="Corpus sizes; repeatable (default 100k, 1M, 10M)"),
+        typer.Option("--docs", help="Corpus sizes; repeatable (default 100k, 1M, 10M)", min=1),
     ] = None,
-    k: Annotated[int, typer.Option(help="Hits per query")] = 10,
+    k: Annotated[int, typer.Option(help="Hits per query", min=1)] = 10,
     quantize: Annotated[
         str | None, typer.Option(help="Index weights: uint8 or uint16 (default float32)")
     ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the synthetic corpus")] = 0,
     parent_share: ParentShare = 0.0,
-    max_queries: Annotated[int | None, typer.Option(help="Use only the first N queries")] = None,
-    min_seconds: Annotated[float, typer.Option(help="Least seconds timed per measurement")] = 1.0,
+    max_queries: Annotated[
+        int | None, typer.Option(help="Use only the first N queries", min=1)
+    ] = None,
+    min_seconds: Annotated[
+        float, typer.Option(help="Least seconds timed per measurement", min=0.0)
+    ] = 1.0,
     approx: Annotated[
         bool,
         typer.Option(
@@ -323,6 +327,8 @@ def bench_bounds_cmd(
     if reorder not in ("none", "bp"):
         raise ConfigError(f"--reorder {reorder!r}: use 'none' or 'bp'")
     vs = concat([load_vectors(p) for p in vectors])
+    if vs.docs.shape[0] == 0 or vs.queries.shape[0] == 0:
+        raise ConfigError(f"{vs.name}: no docs or no queries to measure")
     docs, corpus = vs.docs, vs.describe()
     if reorder == "bp":
         from irbench.index.reorder import bp_order

@@ -21,7 +21,7 @@ BenchKs = Annotated[
 ]
 BenchThreads = Annotated[
     list[int] | None,
-    typer.Option("--threads", help="Thread counts to time; repeatable (default 1 and all)"),
+    typer.Option("--threads", help="Thread counts to time; repeatable (default 1 and all)", min=1),
 ]
 BenchMaxQueries = Annotated[
     int | None, typer.Option(help="Use only the first N queries (quick runs)", min=1)
@@ -30,7 +30,8 @@ BenchMinSeconds = Annotated[
     float,
     typer.Option(
         help="Seconds timed per engine setting (or, when some are much slower, that many "
-        "per setting for all together)"
+        "per setting for all together)",
+        min=0.0,
     ),
 ]
 BenchLatency = Annotated[

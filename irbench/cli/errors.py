@@ -18,6 +18,24 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+def os_error_line(exc: OSError) -> str:
+    """``PATH: reason; fix`` for an OS error on a path the user gave (output folder, file)."""
+    import errno
+
+    where = exc.filename2 if exc.errno == errno.EEXIST and exc.filename2 else exc.filename
+    hint = {
+        errno.EEXIST: "it exists and is in the way; give another path or remove it",
+        errno.EISDIR: "a folder is there; give a file path",
+        errno.ENOTDIR: "a file stands where a folder is needed; give another path",
+        errno.EACCES: "no permission; give a writable path",
+        errno.EPERM: "not permitted; give a writable path",
+        errno.EROFS: "read-only file system; give a writable path",
+        errno.ENOSPC: "no space left on the device; free some or give another path",
+    }.get(exc.errno or 0, "")
+    reason = exc.strerror.lower() if exc.strerror else type(exc).__name__
+    return f"{where}: {reason}" + (f" ({hint})" if hint else "")
+
+
 def handle_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -36,6 +54,10 @@ def handle_errors(fn: F) -> F:
             if os.environ.get("IRBENCH_DEBUG"):
                 raise
             fail(f"{exc.filename}: no such file or directory")
+        except OSError as exc:  # a folder where a file goes, no permission, read-only, full disk
+            if os.environ.get("IRBENCH_DEBUG") or exc.strerror is None:
+                raise
+            fail(os_error_line(exc))
         except KeyboardInterrupt:
             fail("interrupted; completed cache entries are kept, partial ones discarded", 130)
 

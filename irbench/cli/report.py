@@ -87,7 +87,7 @@ def compare(
     qrels: Annotated[
         Path | None, typer.Option(help="Qrels (TREC or BEIR TSV); needed for run files")
     ] = None,
-    top: Annotated[int, typer.Option(help="How many most-changed queries to list")] = 10,
+    top: Annotated[int, typer.Option(help="How many most-changed queries to list", min=0)] = 10,
     fmt: Annotated[str, typer.Option("--format", "-f", help="text|md|json")] = "text",
 ) -> None:
     """Compare run A with run B per query: wins/ties/losses, mean difference, 95% CI, p-values.
@@ -131,6 +131,9 @@ def fuse(
 ) -> None:
     """Fuse runs (reciprocal rank fusion or normalised score interpolation) into one TREC run."""
     from irbench.fusion import fuse_runs, fuse_to_run_dir, read_runs, write_fused
+
+    if len(runs) < 2:
+        fail("fusion needs at least two runs; give two or more run directories or files")
 
     if (output is None) == (run_dir is None):
         fail("give exactly one of --output FILE (a TREC run) or --run-dir DIR")

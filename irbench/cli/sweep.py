@@ -12,6 +12,26 @@ from irbench.config import GROUPS
 
 SWEEP_KEYS_ENV = "IRBENCH_SWEEP_KEYS"  # inherited by launcher workers (joblib, SLURM)
 SWEEP_STAGE_ENV = "IRBENCH_SWEEP_STAGE"  # "run" or "index"
+_failed: list[str] = []  # jobs of this process's sweep that failed (basic launcher)
+
+
+def _check_run_dir(overrides: list[str]) -> None:
+    """A ``run_dir`` given once for a whole sweep would hold every job's files in turn."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from irbench.errors import ConfigError
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    sweeps = [ov for ov in parsed if ov.is_sweep_override()]
+    for ov in parsed:
+        if ov.key_or_group == "run_dir" and not ov.is_sweep_override() and sweeps:
+            value = ov.input_line.split("=", 1)[1] if ov.input_line else ""
+            if "${" not in value:
+                raise ConfigError(
+                    f"run_dir={value} is the same folder for every job of the sweep; leave "
+                    "run_dir unset (each job gets its own folder) or put the swept keys in it, "
+                    "e.g. 'run_dir=runs/mine/k1=${encoder.k1}'"
+                )
 
 
 def _swept_keys(overrides: list[str]) -> list[str]:
@@ -37,6 +57,7 @@ def _job_suffix(task_overrides: list[str], swept: list[str]) -> str:
 
 
 def _task(cfg: Any) -> float | None:
+    import typer
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf, open_dict
 
@@ -68,7 +89,13 @@ def _task(cfg: Any) -> float | None:
         metrics, _ = run(cfg)
         return metrics
 
-    metrics = job() or {}
+    try:
+        metrics = job() or {}
+    except typer.Exit as exc:  # its one-line error is printed; the other jobs go on
+        if exc.exit_code == 130:  # interrupted: stop the sweep
+            raise
+        _failed.append(f"[{hc.job.num}] {cfg.run_dir}")
+        return None
     console().print(metrics_table(metrics, title=f"[{hc.job.num}] {cfg.run_dir}"))
     first = next(iter(metrics.values()), None)
     return first  # sweepers that optimise (e.g. Optuna) read the first measure
@@ -81,6 +108,8 @@ def sweep(overrides: list[str], stage: str = "run") -> None:
 
     root = config_dir()
     _check_choices(overrides, root)
+    _check_run_dir(overrides)
+    _failed.clear()
     os.environ[SWEEP_KEYS_ENV] = ",".join(_swept_keys(overrides))
     os.environ[SWEEP_STAGE_ENV] = stage
     main = hydra.main(config_path=str(root), config_name="config", version_base="1.3")(_task)
@@ -90,3 +119,7 @@ def sweep(overrides: list[str], stage: str = "run") -> None:
         main()
     finally:
         sys.argv = argv
+    if _failed:
+        from irbench.errors import IrbenchError
+
+        raise IrbenchError(f"{len(_failed)} job(s) of the sweep failed: {', '.join(_failed)}")

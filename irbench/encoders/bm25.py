@@ -130,6 +130,9 @@ class BM25Encoder:
         batch_size: int = 10000,
         **_: Any,
     ):
+        for key, value in (("k1", k1), ("b", b)):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"encoder.{key}: must be a number, got {value!r}")
         if not k1 >= 0:
             raise ConfigError(f"encoder.k1: must be >= 0, got {k1!r}")
         if not 0 <= b <= 1:

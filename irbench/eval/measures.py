@@ -17,12 +17,17 @@ def parse_measures(names: Sequence[str]) -> list[Any]:
     out = []
     for name in names:
         try:
-            out.append(ir_measures.parse_measure(str(name)))
+            measure = ir_measures.parse_measure(str(name))
         except (ValueError, NameError, SyntaxError, TypeError, AttributeError):
             raise ConfigError(
                 f"unknown measure '{name}'; use ir_measures names such as "
                 "nDCG@10, RR@10, R@100, P@10, AP, Judged@10"
             ) from None
+        cutoff = getattr(measure, "params", {}).get("cutoff")
+        if cutoff is not None and (isinstance(cutoff, bool) or not int(cutoff) >= 1):
+            # pytrec_eval aborts the whole process on a cutoff of 0
+            raise ConfigError(f"measure '{name}': the cutoff after @ must be >= 1, e.g. nDCG@10")
+        out.append(measure)
     if not out:
         raise ConfigError("measures is empty; give at least one, e.g. measures=[nDCG@10]")
     return out
@@ -69,9 +74,9 @@ def evaluate(
             aggregators[pq.measure].add(pq.value)
             per_query.append((pq.query_id, str(pq.measure), float(pq.value)))
     per_query.sort()
-    aggregate = {
-        str(m): float(aggregators[m].result()) if evaluated else float("nan") for m in parsed
-    }
+    # no judged query in the run: each counts as 0, as above; without qrels nothing is defined
+    empty = 0.0 if qrels_dd else float("nan")
+    aggregate = {str(m): float(aggregators[m].result()) if evaluated else empty for m in parsed}
     notes = []
     missing = len(set(qrels_dd) - set(run))
     if missing:
@@ -79,3 +84,18 @@ def evaluate(
             f"{missing} of {len(qrels_dd)} queries with qrels have no hits (each counts as 0 in the averages)"
         )
     return Evaluation(aggregate, per_query, len(qrels_dd), len(run), len(evaluated), notes)
+
+
+def check_evaluable(result: Evaluation, run: str, qrels: str) -> None:
+    """DataError when nothing could be evaluated: no judgements, or no judged query in the
+    run (a wrong qrels file or split, or an empty run); ``run`` / ``qrels`` name the inputs."""
+    from irbench.errors import DataError
+
+    if result.n_queries_qrels == 0:
+        raise DataError(f"{qrels}: no relevance judgements; give the qrels of this collection")
+    if result.n_queries_evaluated == 0:
+        what = "is empty" if result.n_queries_run == 0 else (
+            f"has {result.n_queries_run} queries, none of them among the "
+            f"{result.n_queries_qrels} judged in {qrels}"
+        )  # fmt: skip
+        raise DataError(f"{run} {what}; check the run file and the qrels file or split")

@@ -21,7 +21,7 @@ def per_query(
     path: str | os.PathLike, measure: str, qrels: str | os.PathLike | None = None
 ) -> tuple[dict[str, float], dict]:
     """``({query_id: value}, info)`` for a run directory or a run file (with ``qrels``)."""
-    from irbench.eval import evaluate
+    from irbench.eval import check_evaluable, evaluate
     from irbench.runs.trec import read_run
 
     path = Path(path)
@@ -33,6 +33,8 @@ def per_query(
         path = path / "run.trec"
     elif path.is_dir():
         raise DataError("not a run directory (needs manifest.json and metrics.json)", path)
+    elif not path.exists():
+        raise DataError("no such run directory or run file", path)
     else:
         info = {"path": str(path)}
     if qrels is None:
@@ -40,6 +42,7 @@ def per_query(
     from irbench.data import read_qrels_file
 
     result = evaluate(read_run(path), read_qrels_file(qrels), [measure])
+    check_evaluable(result, str(path), str(qrels))
     return {q: v for q, m, v in result.per_query if m == measure}, info
 
 

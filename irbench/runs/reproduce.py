@@ -29,8 +29,17 @@ def _load_run_dir(run_dir: Path) -> tuple[Any, dict[str, Any]]:
     for name in ("config.yaml", "manifest.json", "run.trec"):
         if not (run_dir / name).is_file():
             raise DataError(f"not a complete run directory: {name} is missing", run_dir)
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    manifest = json.loads((run_dir / "manifest.json").read_text())
+    try:
+        cfg = OmegaConf.load(run_dir / "config.yaml")
+    except Exception as exc:  # yaml's and omegaconf's parse errors
+        raise DataError(f"unreadable config ({' '.join(str(exc).split())[:160]})",
+                        run_dir / "config.yaml") from None  # fmt: skip
+    try:
+        manifest = json.loads((run_dir / "manifest.json").read_text("utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DataError(f"unreadable manifest ({exc})", run_dir / "manifest.json") from None
+    if not OmegaConf.is_dict(cfg) or not isinstance(manifest, dict):
+        raise DataError("config.yaml or manifest.json is not a mapping", run_dir)
     return cfg, manifest
 
 

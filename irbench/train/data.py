@@ -225,23 +225,22 @@ def read_teacher_scores(path: Path) -> dict[str, dict[str, float]]:
     """``qid docid score`` per line (tabs or spaces; a header line is skipped)."""
     if not path.is_file():
         raise DataError("teacher score file not found", path)
+    from irbench.data.readers import iter_lines
+
     out: dict[str, dict[str, float]] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 3:
-                raise DataError(
-                    f"expected 3 columns 'qid docid score', got {len(parts)}", path, lineno
-                )
-            try:
-                score = float(parts[2])
-            except ValueError:
-                if lineno == 1:
-                    continue  # header
-                raise DataError(f"score {parts[2]!r} is not a number", path, lineno) from None
-            out.setdefault(parts[0], {})[parts[1]] = score
+    for lineno, line in iter_lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 3:
+            raise DataError(f"expected 3 columns 'qid docid score', got {len(parts)}", path, lineno)
+        try:
+            score = float(parts[2])
+        except ValueError:
+            if lineno == 1:
+                continue  # header
+            raise DataError(f"score {parts[2]!r} is not a number", path, lineno) from None
+        out.setdefault(parts[0], {})[parts[1]] = score
     if not out:
         raise DataError("no teacher scores in the file", path)
     return out
@@ -252,21 +251,22 @@ def _from_triples(
 ) -> TrainingData:
     if not path.is_file():
         raise DataError("triples file not found", path)
+    from irbench.data.readers import iter_lines
+
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) != 3:
-                raise DataError(
-                    f"expected 3 tab-separated columns 'query positive negative', got {len(parts)}",
-                    path,
-                    lineno,
-                )
-            rows.append(parts)
-            if settings.max_queries and len(rows) >= settings.max_queries:
-                break
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        if len(parts) != 3:
+            raise DataError(
+                f"expected 3 tab-separated columns 'query positive negative', got {len(parts)}",
+                path,
+                lineno,
+            )
+        rows.append(parts)
+        if settings.max_queries and len(rows) >= settings.max_queries:
+            break
     if not rows:
         raise DataError("no triples in the file", path)
     queries_by_id = {q.query_id: q.text for q in dataset.queries_iter()}

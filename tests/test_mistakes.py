@@ -1,0 +1,171 @@
+"""User mistakes end in one line naming the file or key, exit code 2, and leave no stale or
+half-written results (always runs, on the small generated collection)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from irbench.cli.app import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def local(beir: Path, *extra: str) -> list[str]:
+    return ["dataset=local", "dataset.name=tiny", f"dataset.path={beir}", "k=20", *extra]
+
+
+def one_error_line(result, *needles: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.output.splitlines() if ln.startswith("irbench: error:")]
+    assert len(lines) == 1, result.output
+    assert "Traceback" not in result.output
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def copy_beir(beir_dir: Path, dest: Path) -> Path:
+    shutil.copytree(beir_dir, dest)
+    return dest
+
+
+@pytest.mark.parametrize("measure", ["P@0", "nDCG@0", "RR@0"])
+def test_a_cutoff_of_zero_is_refused_before_any_work(beir_dir, workdir, measure):
+    # pytrec_eval aborts the process on it, after run.trec has been replaced
+    result = invoke("run", *local(beir_dir, f"measures=[nDCG@10,{measure}]"))
+    one_error_line(result, measure, "cutoff")
+    assert not (workdir / "runs").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "abc"])
+def test_query_batch_size_must_be_a_positive_integer(beir_dir, workdir, value):
+    one_error_line(invoke("run", *local(beir_dir, f"query_batch_size={value}")), "query_batch_size")
+
+
+def test_k_true_is_not_k_one(beir_dir, workdir):
+    one_error_line(invoke("run", *local(beir_dir, "k=true")), "k must be")
+
+
+def test_a_non_numeric_bm25_parameter_names_its_key(beir_dir, workdir):
+    one_error_line(invoke("run", *local(beir_dir, "encoder.k1=abc")), "encoder.k1")
+
+
+def test_empty_corpus_and_empty_queries_are_errors(beir_dir, workdir, tmp_path):
+    no_docs = copy_beir(beir_dir, tmp_path / "no_docs")
+    (no_docs / "corpus.jsonl").write_text("")
+    one_error_line(invoke("run", *local(no_docs)), str(no_docs / "corpus.jsonl"), "no docs")
+    no_queries = copy_beir(beir_dir, tmp_path / "no_queries")
+    (no_queries / "queries.jsonl").write_text("")
+    one_error_line(invoke("run", *local(no_queries)), "no queries")
+    assert not list((workdir / "runs").glob("tiny/*/run.trec"))
+
+
+def test_a_duplicate_doc_id_names_the_corpus_file(beir_dir, workdir, tmp_path):
+    dup = copy_beir(beir_dir, tmp_path / "dup")
+    lines = (dup / "corpus.jsonl").read_text().splitlines()
+    (dup / "corpus.jsonl").write_text("\n".join([*lines, lines[3]]) + "\n")
+    doc_id = json.loads(lines[3])["_id"]
+    one_error_line(invoke("run", *local(dup)), str(dup / "corpus.jsonl"), f"'{doc_id}'")
+
+
+def test_eval_of_a_run_with_no_judged_query_is_an_error(tmp_path, workdir):
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 2.0 x\nq1 Q0 d2 2 1.0 x\n")
+    other = tmp_path / "other.txt"
+    other.write_text("q9 0 d1 1\n")
+    one_error_line(invoke("eval", str(run), "--qrels", str(other)), str(run), str(other))
+    empty = tmp_path / "empty.tsv"
+    empty.write_text("query-id\tcorpus-id\tscore\n")
+    one_error_line(invoke("eval", str(run), "--qrels", str(empty)), str(empty), "judgements")
+    # one judged query without hits among judged ones with hits still counts as 0
+    both = tmp_path / "both.txt"
+    both.write_text("q1 0 d1 1\nq9 0 d1 1\n")
+    result = invoke("eval", str(run), "--qrels", str(both), "-M", "P@1", "--output", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"P@1": 0.5}
+
+
+def test_eval_of_a_run_file_without_qrels_says_to_give_them(tmp_path, workdir):
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 2.0 x\n")
+    one_error_line(invoke("eval", str(run)), str(run), "--qrels")
+
+
+def test_retrieve_removes_the_metrics_of_the_run_it_replaces(beir_dir, workdir):
+    assert invoke("run", *local(beir_dir, "run_dir=runs/r")).exit_code == 0
+    run_dir = workdir / "runs/r"
+    assert (run_dir / "metrics.json").is_file()
+    result = invoke("retrieve", *local(beir_dir, "run_dir=runs/r", "k=3"))
+    assert result.exit_code == 0, result.output
+    assert (run_dir / "run.trec").is_file()
+    assert not (run_dir / "metrics.json").exists() and not (run_dir / "perquery.tsv").exists()
+
+
+def test_index_under_another_config_removes_that_configs_results(beir_dir, workdir):
+    assert invoke("run", *local(beir_dir, "run_dir=runs/i")).exit_code == 0
+    run_dir = workdir / "runs/i"
+    before = (run_dir / "run.trec").read_bytes()
+    # the same config: the results stay
+    assert invoke("index", *local(beir_dir, "run_dir=runs/i")).exit_code == 0
+    assert (run_dir / "run.trec").read_bytes() == before and (run_dir / "metrics.json").is_file()
+    # another config: config.yaml now says k1=0.3; results of k1=0.9 must not stay beside it
+    assert invoke("index", *local(beir_dir, "run_dir=runs/i", "encoder.k1=0.3")).exit_code == 0
+    assert "k1: 0.3" in (run_dir / "config.yaml").read_text()
+    for name in ("run.trec", "metrics.json", "perquery.tsv"):
+        assert not (run_dir / name).exists(), name
+
+
+def test_a_sweep_with_one_run_dir_for_all_jobs_is_refused(beir_dir, workdir):
+    result = invoke("run", "-m", *local(beir_dir, "encoder.k1=0.9,0.5", "run_dir=runs/sw"))
+    one_error_line(result, "run_dir=runs/sw", "every job")
+    assert not (workdir / "runs/sw").exists()
+
+
+def test_a_failing_sweep_job_is_one_line_and_the_others_run(beir_dir, workdir, tmp_path):
+    no_docs = copy_beir(beir_dir, tmp_path / "no_docs")
+    (no_docs / "corpus.jsonl").write_text("")
+    result = invoke(
+        "run", "-m", "dataset=local", "dataset.name=tiny", "k=20",
+        f"dataset.path={beir_dir},{no_docs}",
+    )  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "no docs" in result.output and "1 job(s) of the sweep failed" in result.output
+    assert len(list((workdir / "runs/tiny").glob("*/*/run.trec"))) == 1
+
+
+def test_an_output_path_that_is_a_file_is_one_line(beir_dir, workdir):
+    blocker = workdir / "blocker"
+    blocker.write_text("not a folder")
+    result = invoke("run", *local(beir_dir, f"run_dir={blocker}/sub"))
+    one_error_line(result, str(blocker), "give another path")
+
+
+def test_fuse_needs_two_runs_and_compare_names_a_missing_one(tmp_path, workdir):
+    run = tmp_path / "run.trec"
+    run.write_text("q1 Q0 d1 1 2.0 x\n")
+    qrels = tmp_path / "q.txt"
+    qrels.write_text("q1 0 d1 1\n")
+    one_error_line(invoke("fuse", str(run), "-o", str(tmp_path / "f.trec")), "two runs")
+    assert not (tmp_path / "f.trec").exists()
+    missing = tmp_path / "missing"
+    one_error_line(
+        invoke("compare", str(run), str(missing), "--qrels", str(qrels)), str(missing), "no such"
+    )
+
+
+def test_reproduce_names_an_unreadable_config_or_manifest(beir_dir, workdir):
+    assert invoke("run", *local(beir_dir, "run_dir=runs/p")).exit_code == 0
+    run_dir = workdir / "runs/p"
+    (run_dir / "manifest.json").write_text("{nope")
+    one_error_line(invoke("reproduce", str(run_dir)), "manifest.json", "unreadable")
+    (run_dir / "config.yaml").write_text("{{{: [")
+    one_error_line(invoke("reproduce", str(run_dir)), "config.yaml", "unreadable")
