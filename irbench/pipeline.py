@@ -134,7 +134,13 @@ def _encode_corpus(
     cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str], stream: bool = False
 ):
     """:func:`_read_corpus`; a corpus without docs, or a corpus error that names no file
-    (a duplicate doc id), is reported with the corpus file."""
+    (a duplicate doc id), is reported with the corpus file. An encoder that needs corpus
+    statistics (``needs_fit``: an ``idf`` head) is fitted on the corpus first."""
+    if getattr(encoder, "needs_fit", False):
+        from irbench.progress import track
+
+        docs = dataset.docs_iter()
+        encoder.fit(track(docs, "corpus statistics", total=dataset.docs_count()))
     try:
         vectors, docnos, info = _read_corpus(cfg, dataset, encoder, fingerprint, stream)
     except DataError as exc:

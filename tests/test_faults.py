@@ -249,3 +249,27 @@ def test_sparse_index_builds_from_the_chunks_without_merging_them(
         assert (handle.path / "index" / name).read_bytes() == (
             tmp_path / "ref" / name
         ).read_bytes(), name
+
+
+def test_an_idf_query_head_is_fitted_on_the_corpus_and_saved_with_the_index(
+    beir_dir, tiny_bert, tmp_path
+):
+    """`irbench run encoder=splade_doc encoder.query.head=idf`: the idf table comes from the
+    corpus, is kept with the cached index, and a reused index gives the same run."""
+    from irbench.data.beir import BeirDataset
+    from irbench.pipeline import make_encoder
+
+    extra = ["encoder.query.head=idf"]
+    cfg = compose([*overrides(beir_dir, tiny_bert, tmp_path / "c", tmp_path / "r"), *extra])
+    run(cfg)
+    first = (tmp_path / "r" / "run.trec").read_bytes()
+    assert first
+    saved = list((tmp_path / "c" / "index").glob("*/encoder/idf.npy"))
+    assert len(saved) == 1
+    # what a fresh encoder fits on the same docs (fit itself: test_sparse_encoders)
+    fresh = make_encoder(cfg)
+    fresh.fit(BeirDataset(beir_dir).docs_iter())
+    np.testing.assert_array_equal(np.load(saved[0]), fresh.idf)
+    cfg2 = compose([*overrides(beir_dir, tiny_bert, tmp_path / "c", tmp_path / "r2"), *extra])
+    run(cfg2)  # the index and its idf table reused
+    assert (tmp_path / "r2" / "run.trec").read_bytes() == first
