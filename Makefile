@@ -8,8 +8,12 @@ MODELS ?= ../shared/models
 .PHONY: install test test-all lint bench leaderboard clean
 
 # CPU torch first: a bare `torch` requirement would otherwise pull several GB of CUDA wheels.
+# From PyTorch's CPU index; where that is unreachable, from the configured index (a local CPU
+# wheel on the CI machines). `make install TORCH_INDEX=` takes the configured index's build
+# (CUDA on PyPI for Linux) for GPU machines.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 install:
-	$(PIP) install -q torch==$(TORCH_VERSION) || $(PIP) install -q torch --index-url https://download.pytorch.org/whl/cpu
+	$(PIP) install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) || $(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q -e '.[dev,bench]'
 
 test:
