@@ -136,6 +136,13 @@ def validate(cfg: Any) -> None:
     from irbench.eval.measures import parse_measures
 
     parse_measures(list(cfg.measures))
+    if "encode" in cfg:
+        from irbench.runs.shards import check_encode
+
+        check_encode(cfg.encode)
+    drop = cfg.get("dataset", {}).get("drop_self_hits")
+    if drop is not None and not isinstance(drop, bool):
+        raise ConfigError(f"dataset.drop_self_hits must be true or false, got {drop!r}")
 
 
 def to_yaml(cfg: Any) -> str:

@@ -50,8 +50,17 @@ def test_query_batch_size_must_be_a_positive_integer(beir_dir, workdir, value):
     one_error_line(invoke("run", *local(beir_dir, f"query_batch_size={value}")), "query_batch_size")
 
 
-def test_k_true_is_not_k_one(beir_dir, workdir):
-    one_error_line(invoke("run", *local(beir_dir, "k=true")), "k must be")
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("k=true", "k must be"),
+        ("dataset.drop_self_hits=maybe", "dataset.drop_self_hits"),
+        ("encode.shard=3", "encode.shard"),  # with num_shards 1: caught even when cached
+        ("encode.chunk_size=abc", "encode.chunk_size"),
+    ],
+)
+def test_config_values_of_the_wrong_type_or_range(beir_dir, workdir, override, key):
+    one_error_line(invoke("run", *local(beir_dir, override)), key)
 
 
 def test_a_non_numeric_bm25_parameter_names_its_key(beir_dir, workdir):

@@ -45,17 +45,29 @@ def chunk_dir(entry: Path, chunk: int) -> Path:
     return entry / f"chunk-{chunk:06d}"
 
 
-def plan(encode_cfg: Any, n_docs: int) -> ChunkPlan:
-    chunk_size = int(encode_cfg.chunk_size)
-    num_shards = int(encode_cfg.num_shards)
-    shard = encode_cfg.shard
+def check_encode(encode_cfg: Any) -> tuple[int, int, int | None]:
+    """``(chunk_size, num_shards, shard)`` of the ``encode`` config; ConfigError if invalid."""
+
+    def integer(key: str) -> int:
+        value = encode_cfg.get(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"encode.{key} must be an integer, got {value!r}")
+        return value
+
+    chunk_size, num_shards = integer("chunk_size"), integer("num_shards")
+    shard = None if encode_cfg.get("shard") is None else integer("shard")
     if chunk_size < 1:
         raise ConfigError(f"encode.chunk_size must be >= 1, got {chunk_size}")
     if num_shards < 1:
         raise ConfigError(f"encode.num_shards must be >= 1, got {num_shards}")
-    if shard is not None and not (0 <= int(shard) < num_shards):
+    if shard is not None and not (0 <= shard < num_shards):
         raise ConfigError(f"encode.shard must be in [0, {num_shards}), got {shard}")
-    return ChunkPlan(n_docs, chunk_size, None if shard is None else int(shard), num_shards)
+    return chunk_size, num_shards, shard
+
+
+def plan(encode_cfg: Any, n_docs: int) -> ChunkPlan:
+    chunk_size, num_shards, shard = check_encode(encode_cfg)
+    return ChunkPlan(n_docs, chunk_size, shard, num_shards)
 
 
 def save_vectors(folder: Path, vectors: Any) -> None:
