@@ -178,3 +178,33 @@ def test_reproduce_names_an_unreadable_config_or_manifest(beir_dir, workdir):
     one_error_line(invoke("reproduce", str(run_dir)), "manifest.json", "unreadable")
     (run_dir / "config.yaml").write_text("{{{: [")
     one_error_line(invoke("reproduce", str(run_dir)), "config.yaml", "unreadable")
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["bench", "index", "--nope"], "No such option: --nope"),
+        (["synth", "--from", "x.npz", "--docs", "0", "-o", "s.npz"], "'--docs'"),
+        (["compare"], "Missing argument"),
+        (["nope"], "No such command"),
+    ],
+)
+def test_usage_mistakes_are_one_line_from_the_console_script(argv, needle, capsys):
+    from irbench.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("irbench: error: ") and needle in err, err
+
+
+def test_the_console_script_passes_exit_codes_through(capsys):
+    from irbench.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0 and "Usage" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "k=0"])
+    assert exit_info.value.code == 2

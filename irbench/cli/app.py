@@ -203,8 +203,33 @@ from irbench.cli.train import register as register_train  # noqa: E402
 register_train(app)
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """The ``irbench`` console script: usage mistakes (an unknown option, a value out of
+    range, a missing argument) are one line and exit 2 like every other error."""
+    import sys
+
+    from typer import Abort
+
+    try:  # Typer >= 0.2x vendors click
+        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+    except ImportError:  # pragma: no cover
+        from click.exceptions import ClickException, NoArgsIsHelpError
+
+    try:
+        code = app(args=argv, prog_name="irbench", standalone_mode=False)
+    except NoArgsIsHelpError as exc:  # bare `irbench` / `irbench bench`: the help
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        message = " ".join(exc.format_message().split())
+        print(f"irbench: error: {message}{where}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except Abort:
+        print("irbench: error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
