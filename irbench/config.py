@@ -108,6 +108,16 @@ def compose(overrides: list[str] | None = None) -> Any:
     return cfg
 
 
+def config_int(value: Any, key: str, digits_ok: bool = False) -> int:
+    """``value`` as an int; ConfigError naming ``key`` for anything else (a bool included).
+    With ``digits_ok`` a string of digits counts too (``${oc.env:...}`` gives strings)."""
+    if digits_ok and isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be an integer, got {value!r}")
+    return value
+
+
 def validate(cfg: Any) -> None:
     """Checks Hydra cannot do: types and ranges of irbench's top-level keys."""
     from omegaconf import OmegaConf
@@ -117,20 +127,20 @@ def validate(cfg: Any) -> None:
         keys = ", ".join(sorted(missing))
         raise ConfigError(f"config keys without a value: {keys}; set them on the command line")
 
-    def integer(key: str) -> bool:
+    def integer(key: str, low: int | None, what: str) -> None:
         value = cfg.get(key)
-        return isinstance(value, int) and not isinstance(value, bool)
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or (low is not None and value < low)
+        ):
+            raise ConfigError(f"{key} must be {what}, got {value!r}")
 
-    if not integer("k") or cfg.k < 1:
-        raise ConfigError(f"k must be a positive integer, got {cfg.k!r}")
-    if not integer("threads") or cfg.threads < 0:
-        raise ConfigError(f"threads must be an integer >= 0 (0 = all cores), got {cfg.threads!r}")
-    if not integer("seed"):
-        raise ConfigError(f"seed must be an integer, got {cfg.seed!r}")
-    if "query_batch_size" in cfg and (not integer("query_batch_size") or cfg.query_batch_size < 1):
-        raise ConfigError(
-            f"query_batch_size must be a positive integer, got {cfg.query_batch_size!r}"
-        )
+    integer("k", 1, "a positive integer")
+    integer("threads", 0, "an integer >= 0 (0 = all cores)")
+    integer("seed", None, "an integer")
+    if "query_batch_size" in cfg:
+        integer("query_batch_size", 1, "a positive integer")
     if isinstance(cfg.measures, str) or not OmegaConf.is_list(cfg.measures):
         raise ConfigError(f"measures must be a list like [nDCG@10,AP], got {cfg.measures!r}")
     from irbench.eval.measures import parse_measures

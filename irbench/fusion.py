@@ -173,7 +173,7 @@ def fuse_to_run_dir(
     parameters, the inputs and their ``run.trec`` sha256, the dataset fingerprint and, in
     ``stats``, the inputs' summed latency and index size (a hybrid system runs both).
     """
-    from irbench.eval import evaluate
+    from irbench.eval import check_evaluable, evaluate
     from irbench.pipeline import write_metrics
     from irbench.report.rundir import load_run_dir
     from irbench.runs.atomic import write_json, write_text
@@ -203,6 +203,7 @@ def fuse_to_run_dir(
     metrics = None
     if judged is not None:
         result = evaluate(fused, judged, measures)
+        check_evaluable(result, "the fused run", str(qrels) if qrels else "the inputs' qrels")
         write_metrics(out, result)
         metrics = result.aggregate
     inputs_info = [

@@ -597,6 +597,7 @@ def calibrate_search(
 def retrieve(cfg: Any, handle: IndexHandle, record: dict[str, Any] | None = None) -> Path:
     """Search every query of the split and write ``run_dir/run.trec`` (after
     :func:`calibrate_search` when ``calibrate.target_recall`` is set)."""
+    from irbench.runs.manifest import sha256_file
     from irbench.runs.trec import write_run
 
     record = record if record is not None else {}
@@ -618,9 +619,11 @@ def retrieve(cfg: Any, handle: IndexHandle, record: dict[str, Any] | None = None
     calibrate_search(cfg, handle, queries, record)
     results = search(cfg, handle, queries, record)
     out = Path(cfg.run_dir) / "run.trec"
+    before = sha256_file(out) if out.is_file() else None
     write_run(out, results, run_tag(cfg))
-    for name in EVAL_OUTPUTS:  # they evaluated the run this one replaces
-        (out.parent / name).unlink(missing_ok=True)
+    if before is not None and sha256_file(out) != before:
+        for name in EVAL_OUTPUTS:  # they evaluated the run this one replaced
+            (out.parent / name).unlink(missing_ok=True)
     return out
 
 
@@ -666,8 +669,15 @@ def write_metrics(run_dir: Path, result: Any) -> None:
 EVAL_OUTPUTS = ("metrics.json", "perquery.tsv")
 
 
-def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) -> Path:
-    """Write (or update) ``run_dir/manifest.json`` and the resolved ``config.yaml``."""
+RESULTS = ("run.trec", *EVAL_OUTPUTS)
+
+
+def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) -> Path | None:
+    """Write (or update) ``run_dir/manifest.json`` and the resolved ``config.yaml``.
+
+    An index stage alone is not recorded (None is returned) in a run directory that holds
+    the results of another config: its config and manifest stay those of the results. The
+    manifest keeps the eval stage only while the metrics it wrote are there."""
     from irbench.config import to_yaml
     from irbench.runs.atomic import write_json, write_text
     from irbench.runs.manifest import environment, sha256_file
@@ -684,10 +694,10 @@ def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) ->
         old = old if isinstance(old, dict) else {}
         if old.get("config_sha256") == _sha(config_text):
             manifest = old
-        elif not {"retrieve", "eval"} & set(stages):
-            # another config's results: an index stage alone must not leave them under this one
-            for name in ("run.trec", *EVAL_OUTPUTS):
-                (run_dir / name).unlink(missing_ok=True)
+        elif not {"retrieve", "eval"} & set(stages) and any(
+            (run_dir / name).is_file() for name in RESULTS
+        ):
+            return None
     manifest.update(environment())
     manifest["config_sha256"] = _sha(config_text)
     manifest["seed"] = int(cfg.seed)
@@ -700,10 +710,12 @@ def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) ->
         manifest["stats"] = stats
         write_json(run_dir / "stats.json", stats)
     outputs = {}
-    for name in ("run.trec", "metrics.json", "perquery.tsv", "stats.json"):
+    for name in (*RESULTS, "stats.json"):
         if (run_dir / name).is_file():
             outputs[name] = sha256_file(run_dir / name)
     manifest["outputs"] = outputs
+    if "metrics.json" not in outputs:  # removed with the run it evaluated (retrieve)
+        manifest["stages"].pop("eval", None)
     write_text(run_dir / "config.yaml", config_text)
     write_json(path, manifest)
     return path

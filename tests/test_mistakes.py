@@ -111,25 +111,29 @@ def test_eval_of_a_run_file_without_qrels_says_to_give_them(tmp_path, workdir):
 def test_retrieve_removes_the_metrics_of_the_run_it_replaces(beir_dir, workdir):
     assert invoke("run", *local(beir_dir, "run_dir=runs/r")).exit_code == 0
     run_dir = workdir / "runs/r"
-    assert (run_dir / "metrics.json").is_file()
+    metrics = (run_dir / "metrics.json").read_bytes()
+    # the same run again: its metrics still hold
+    assert invoke("retrieve", *local(beir_dir, "run_dir=runs/r")).exit_code == 0
+    assert (run_dir / "metrics.json").read_bytes() == metrics
+    assert "eval" in json.loads((run_dir / "manifest.json").read_text())["stages"]
     result = invoke("retrieve", *local(beir_dir, "run_dir=runs/r", "k=3"))
     assert result.exit_code == 0, result.output
     assert (run_dir / "run.trec").is_file()
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "perquery.tsv").exists()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert "eval" not in manifest["stages"] and "metrics.json" not in manifest["outputs"]
 
 
-def test_index_under_another_config_removes_that_configs_results(beir_dir, workdir):
+def test_index_under_another_config_leaves_that_configs_results_as_they_are(beir_dir, workdir):
     assert invoke("run", *local(beir_dir, "run_dir=runs/i")).exit_code == 0
     run_dir = workdir / "runs/i"
-    before = (run_dir / "run.trec").read_bytes()
-    # the same config: the results stay
-    assert invoke("index", *local(beir_dir, "run_dir=runs/i")).exit_code == 0
-    assert (run_dir / "run.trec").read_bytes() == before and (run_dir / "metrics.json").is_file()
-    # another config: config.yaml now says k1=0.3; results of k1=0.9 must not stay beside it
-    assert invoke("index", *local(beir_dir, "run_dir=runs/i", "encoder.k1=0.3")).exit_code == 0
-    assert "k1: 0.3" in (run_dir / "config.yaml").read_text()
-    for name in ("run.trec", "metrics.json", "perquery.tsv"):
-        assert not (run_dir / name).exists(), name
+    files = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+    result = invoke("index", *local(beir_dir, "run_dir=runs/i", "encoder.k1=0.3"))
+    assert result.exit_code == 0, result.output
+    assert "holds the results of another config" in result.output
+    # config.yaml, manifest.json and the results all stay those of k1=0.9
+    assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == files
+    assert invoke("reproduce", str(run_dir)).exit_code == 0
 
 
 def test_a_sweep_with_one_run_dir_for_all_jobs_is_refused(beir_dir, workdir):
@@ -208,3 +212,51 @@ def test_the_console_script_passes_exit_codes_through(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "k=0"])
     assert exit_info.value.code == 2
+
+
+def test_a_config_error_in_one_sweep_job_is_one_line(beir_dir, workdir):
+    result = invoke("run", "-m", *local(beir_dir, "k=0,20"))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and "k must be a positive integer" in result.output
+    assert "1 job(s) of the sweep failed: [0]" in result.output
+    assert len(list((workdir / "runs/tiny").glob("*/*/run.trec"))) == 1
+
+
+def test_failed_jobs_on_the_joblib_launcher_fail_the_sweep(beir_dir, workdir, tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    no_docs = copy_beir(beir_dir, tmp_path / "no_docs")
+    (no_docs / "corpus.jsonl").write_text("")
+    result = invoke(
+        "run",
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "dataset=local",
+        "dataset.name=tiny",
+        "k=20",
+        f"dataset.path={beir_dir},{no_docs}",
+    )  # fmt: skip  (each job runs in a worker process)
+    assert result.exit_code == 2, result.output
+    assert "1 job(s) of the sweep failed" in result.output
+
+
+def test_encode_shard_may_come_from_the_environment(beir_dir, workdir, monkeypatch):
+    from irbench.config import compose
+    from irbench.runs.shards import plan
+
+    monkeypatch.setenv("TASK_ID", "1")
+    cfg = compose(["encode.shard=${oc.env:TASK_ID}", "encode.num_shards=2"])
+    assert plan(cfg.encode, 10).shard == 1
+    monkeypatch.setenv("TASK_ID", "x")
+    with pytest.raises(Exception, match="encode.shard must be an integer"):
+        compose(["encode.shard=${oc.env:TASK_ID}", "encode.num_shards=2"])
+
+
+def test_reproduce_never_deletes_a_work_dir_that_is_not_a_run(beir_dir, workdir):
+    assert invoke("run", *local(beir_dir, "run_dir=runs/w")).exit_code == 0
+    precious = workdir / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    result = invoke("reproduce", str(workdir / "runs/w"), "--work-dir", str(precious))
+    one_error_line(result, str(precious), "not a run directory")
+    assert (precious / "thesis.tex").read_text() == "years of work"

@@ -220,8 +220,9 @@ def vectors_from_cache(cfg: Any, echo: Callable[[str], None] = print) -> VectorS
     if getattr(encoder, "kind", "sparse") != "sparse":
         raise ConfigError(f"encoder={cfg.encoder.name} is dense; bench index needs sparse vectors")
     echo(f"{dataset.name}: doc vectors (encoded cache under {cfg.cache_dir}) ...")
-    docs, docnos, _ = _encode_corpus(cfg, dataset, encoder, dataset.fingerprint())
-    fingerprint = dataset.fingerprint().get("docs", "")[:12]
+    fingerprints = dataset.fingerprint()
+    docs, docnos, _ = _encode_corpus(cfg, dataset, encoder, fingerprints)
+    fingerprint = fingerprints.get("docs", "")[:12]
     queries = list(dataset.queries_iter())
     if not queries:
         raise ConfigError(f"dataset '{dataset.name}' has no queries in this split")

@@ -94,7 +94,12 @@ def index(overrides: Overrides = None, multirun: Multirun = False) -> None:
     with stage(stages, "index") as info:
         handle = build_index(cfg, details)
         info["cached"] = handle.reused
-    write_manifest(cfg, stages, details)
+    if write_manifest(cfg, stages, details) is None:
+        typer.echo(
+            f"note: {cfg.run_dir} holds the results of another config; this index stage is "
+            "not recorded there (give another run_dir to record it)",
+            err=True,
+        )
     i = handle.info
     state = "reused" if handle.reused else "built"
     shape = (
@@ -211,9 +216,11 @@ def main(argv: list[str] | None = None) -> None:
     from typer import Abort
 
     try:  # Typer >= 0.2x vendors click
-        from typer._click.exceptions import ClickException, NoArgsIsHelpError
+        from typer._click import exceptions
     except ImportError:  # pragma: no cover
-        from click.exceptions import ClickException, NoArgsIsHelpError
+        from click import exceptions
+    ClickException = exceptions.ClickException
+    NoArgsIsHelpError = getattr(exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
 
     try:
         code = app(args=argv, prog_name="irbench", standalone_mode=False)

@@ -23,17 +23,17 @@ def os_error_line(exc: OSError) -> str:
     import errno
 
     where = exc.filename2 if exc.errno == errno.EEXIST and exc.filename2 else exc.filename
-    hint = {
-        errno.EEXIST: "it exists and is in the way; give another path or remove it",
+    fix = {
+        errno.EEXIST: "it is in the way; give another path or remove it",
         errno.EISDIR: "a folder is there; give a file path",
         errno.ENOTDIR: "a file stands where a folder is needed; give another path",
-        errno.EACCES: "no permission; give a writable path",
-        errno.EPERM: "not permitted; give a writable path",
-        errno.EROFS: "read-only file system; give a writable path",
-        errno.ENOSPC: "no space left on the device; free some or give another path",
+        errno.EACCES: "give a writable path",
+        errno.EPERM: "give a writable path",
+        errno.EROFS: "give a writable path",
+        errno.ENOSPC: "free some space or give a path on another disk",
     }.get(exc.errno or 0, "")
     reason = exc.strerror.lower() if exc.strerror else type(exc).__name__
-    return f"{where}: {reason}" + (f" ({hint})" if hint else "")
+    return ("" if where is None else f"{where}: ") + reason + (f" ({fix})" if fix else "")
 
 
 def handle_errors(fn: F) -> F:
@@ -55,6 +55,11 @@ def handle_errors(fn: F) -> F:
                 raise
             fail(f"{exc.filename}: no such file or directory")
         except OSError as exc:  # a folder where a file goes, no permission, read-only, full disk
+            import errno
+
+            if exc.errno == errno.EPIPE:  # output piped into `head`: stop quietly
+                sys.stderr.close()
+                raise SystemExit(1) from None
             if os.environ.get("IRBENCH_DEBUG") or exc.strerror is None:
                 raise
             fail(os_error_line(exc))

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from irbench.config import GROUPS
 
 SWEEP_KEYS_ENV = "IRBENCH_SWEEP_KEYS"  # inherited by launcher workers (joblib, SLURM)
 SWEEP_STAGE_ENV = "IRBENCH_SWEEP_STAGE"  # "run" or "index"
-_failed: list[str] = []  # jobs of this process's sweep that failed (basic launcher)
+#: a folder where failed jobs leave a note, seen by the sweep's own process whatever process
+#: ran the job (the basic launcher's, joblib's workers)
+SWEEP_FAILED_ENV = "IRBENCH_SWEEP_FAILED"
 
 
 def _check_run_dir(overrides: list[str]) -> None:
@@ -76,11 +81,11 @@ def _task(cfg: Any) -> float | None:
         cfg.pop("hydra", None)
         if suffix and not explicit_run_dir:
             cfg.run_dir = f"{cfg.run_dir}/{suffix}"
-    validate(cfg)
-    OmegaConf.resolve(cfg)
 
     @handle_errors
     def job() -> dict[str, float]:
+        validate(cfg)
+        OmegaConf.resolve(cfg)
         if os.environ.get(SWEEP_STAGE_ENV) == "index":
             from irbench.pipeline import build_index
 
@@ -94,7 +99,9 @@ def _task(cfg: Any) -> float | None:
     except typer.Exit as exc:  # its one-line error is printed; the other jobs go on
         if exc.exit_code == 130:  # interrupted: stop the sweep
             raise
-        _failed.append(f"[{hc.job.num}] {cfg.run_dir}")
+        failed = os.environ.get(SWEEP_FAILED_ENV)
+        if failed and Path(failed).is_dir():
+            (Path(failed) / f"{hc.job.num:06d}").write_text(f"[{hc.job.num}] {cfg.run_dir}")
         return None
     console().print(metrics_table(metrics, title=f"[{hc.job.num}] {cfg.run_dir}"))
     first = next(iter(metrics.values()), None)
@@ -109,17 +116,21 @@ def sweep(overrides: list[str], stage: str = "run") -> None:
     root = config_dir()
     _check_choices(overrides, root)
     _check_run_dir(overrides)
-    _failed.clear()
     os.environ[SWEEP_KEYS_ENV] = ",".join(_swept_keys(overrides))
     os.environ[SWEEP_STAGE_ENV] = stage
     main = hydra.main(config_path=str(root), config_name="config", version_base="1.3")(_task)
     argv = sys.argv
     sys.argv = ["irbench-run", "--multirun", *overrides]
+    failed_dir = Path(tempfile.mkdtemp(prefix="irbench-sweep-"))
+    os.environ[SWEEP_FAILED_ENV] = str(failed_dir)
     try:
         main()
+        failed = [f.read_text() for f in sorted(failed_dir.iterdir())]
     finally:
         sys.argv = argv
-    if _failed:
+        os.environ.pop(SWEEP_FAILED_ENV, None)
+        shutil.rmtree(failed_dir, ignore_errors=True)
+    if failed:
         from irbench.errors import IrbenchError
 
-        raise IrbenchError(f"{len(_failed)} job(s) of the sweep failed: {', '.join(_failed)}")
+        raise IrbenchError(f"{len(failed)} job(s) of the sweep failed: {', '.join(failed)}")

@@ -83,7 +83,12 @@ def reproduce(run_dir: str | Path, work_dir: str | Path | None = None) -> Reprod
     report.environment = environment_differences(manifest, cfg)
     work = Path(work_dir) if work_dir else run_dir / ".reproduce"
     if work.exists():
-        shutil.rmtree(work)
+        if work.is_dir() and any(work.iterdir()) and not (work / "config.yaml").is_file():
+            raise DataError(
+                "exists and is not a run directory; give a new or empty folder as --work-dir",
+                work,
+            )  # never delete a folder the user did not get from a run
+        shutil.rmtree(work) if work.is_dir() else work.unlink()
     with open_dict(cfg):
         cfg.run_dir = str(work)
     try:

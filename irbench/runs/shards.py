@@ -48,11 +48,10 @@ def chunk_dir(entry: Path, chunk: int) -> Path:
 def check_encode(encode_cfg: Any) -> tuple[int, int, int | None]:
     """``(chunk_size, num_shards, shard)`` of the ``encode`` config; ConfigError if invalid."""
 
-    def integer(key: str) -> int:
-        value = encode_cfg.get(key)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"encode.{key} must be an integer, got {value!r}")
-        return value
+    from irbench.config import config_int
+
+    def integer(key: str) -> int:  # SLURM-style ${oc.env:...} values are strings of digits
+        return config_int(encode_cfg.get(key), f"encode.{key}", digits_ok=True)
 
     chunk_size, num_shards = integer("chunk_size"), integer("num_shards")
     shard = None if encode_cfg.get("shard") is None else integer("shard")
