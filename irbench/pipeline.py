@@ -135,18 +135,28 @@ def _encode_corpus(
 ):
     """:func:`_read_corpus`; a corpus without docs, or a corpus error that names no file
     (a duplicate doc id), is reported with the corpus file. An encoder that needs corpus
-    statistics (``needs_fit``: an ``idf`` head) is fitted on the corpus first."""
-    if getattr(encoder, "needs_fit", False):
+    statistics (``needs_fit``: an ``idf`` head) is fitted on the corpus: before encoding when
+    its doc side uses them, else once the vectors are all there (so that a shard which only
+    encodes its chunks does not pay for it)."""
+
+    def fit() -> None:
         from irbench.progress import track
 
         docs = dataset.docs_iter()
         encoder.fit(track(docs, "corpus statistics", total=dataset.docs_count()))
+
+    needs_fit = getattr(encoder, "needs_fit", False)
+    doc_side = needs_fit and getattr(getattr(encoder, "doc", None), "head", None) == "idf"
+    if doc_side:
+        fit()
     try:
         vectors, docnos, info = _read_corpus(cfg, dataset, encoder, fingerprint, stream)
     except DataError as exc:
         if exc.path is not None:
             raise
         raise DataError(str(exc), corpus_source(dataset)) from None
+    if needs_fit and not doc_side:
+        fit()
     if not docnos:
         raise DataError(
             "the corpus has no docs; check the dataset's corpus", corpus_source(dataset)

@@ -251,15 +251,16 @@ def test_sparse_index_builds_from_the_chunks_without_merging_them(
         ).read_bytes(), name
 
 
-def test_an_idf_query_head_is_fitted_on_the_corpus_and_saved_with_the_index(
-    beir_dir, tiny_bert, tmp_path
+@pytest.mark.parametrize("side", ["query", "doc"])
+def test_an_idf_head_is_fitted_on_the_corpus_and_saved_with_the_index(
+    beir_dir, tiny_bert, tmp_path, side
 ):
-    """`irbench run encoder=splade_doc encoder.query.head=idf`: the idf table comes from the
+    """`irbench run encoder.query.head=idf` (or the doc side): the idf table comes from the
     corpus, is kept with the cached index, and a reused index gives the same run."""
     from irbench.data.beir import BeirDataset
     from irbench.pipeline import make_encoder
 
-    extra = ["encoder.query.head=idf"]
+    extra = [f"encoder.{side}.head=idf"]
     cfg = compose([*overrides(beir_dir, tiny_bert, tmp_path / "c", tmp_path / "r"), *extra])
     run(cfg)
     first = (tmp_path / "r" / "run.trec").read_bytes()
