@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -832,8 +833,14 @@ def run_fused(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], 
             "(numba_approx, or faiss with an IVF or HNSW factory); drop the override"
         )
     for n, sub in enumerate(subs, start=1):
-        with stage(stages, f"input{n}"):
-            run(sub, on_corrupt)
+        try:
+            with stage(stages, f"input{n}"):
+                run(sub, on_corrupt)
+        except ConfigError as exc:  # name the key where the user set it
+            text = str(exc)
+            if n == 2:
+                text = re.sub(r"(?<![\w.])(encoder|index)\.", r"fusion.second.\1.", text)
+            raise ConfigError(f"fused input {n}: {text}") from None
         inputs.append(Path(sub.run_dir))
     with stage(stages, "fuse") as info:
         fused = fuse_runs(

@@ -260,3 +260,8 @@ def test_reproduce_never_deletes_a_work_dir_that_is_not_a_run(beir_dir, workdir)
     result = invoke("reproduce", str(workdir / "runs/w"), "--work-dir", str(precious))
     one_error_line(result, str(precious), "not a run directory")
     assert (precious / "thesis.tex").read_text() == "years of work"
+
+
+def test_a_fused_inputs_config_error_names_the_key_under_fusion(beir_dir, workdir):
+    result = invoke("run", *local(beir_dir, "fusion=rrf", "fusion.second.encoder.backbone=/nope"))
+    one_error_line(result, "fused input 2", "fusion.second.encoder.backbone")
