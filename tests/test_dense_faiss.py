@@ -519,34 +519,52 @@ def test_query_batches_use_faiss_blas_path_and_restore_the_global() -> None:
     assert faiss.cvar.distance_compute_blas_threshold == before
 
 
-def test_blas_threshold_holds_the_lowest_value_while_searches_overlap() -> None:
-    """Overlapping searches (threads) share the process-wide FAISS setting: it stays at the
-    lowest value asked for until the last one leaves, whatever order they leave in, and the
-    setting from before the first is then restored."""
+def test_blas_threshold_is_shared_by_equal_values_and_serialises_others() -> None:
+    """Overlapping searches (threads) share the process-wide FAISS setting when they ask for
+    the same value, whatever order they leave in; one asking for another value waits for
+    them; the setting from before is restored at the end."""
+    import threading
+
     from irbench.index.faiss import blas_threshold
 
     before = faiss.cvar.distance_compute_blas_threshold
-    first, second = blas_threshold(before + 7), blas_threshold(5)
+    first, second = blas_threshold(5), blas_threshold(5)
     first.__enter__()
-    assert faiss.cvar.distance_compute_blas_threshold == before + 7
     second.__enter__()
     assert faiss.cvar.distance_compute_blas_threshold == 5
     first.__exit__(None, None, None)  # the first leaves while the second still searches
     assert faiss.cvar.distance_compute_blas_threshold == 5
+    seen = []
+    entered = threading.Event()
+
+    def other() -> None:
+        with blas_threshold(7):
+            seen.append(faiss.cvar.distance_compute_blas_threshold)
+            entered.set()
+
+    t = threading.Thread(target=other)
+    t.start()
+    assert not entered.wait(0.3)  # another value waits while a 5 search runs
     second.__exit__(None, None, None)
+    t.join(5)
+    assert seen == [7]
     assert faiss.cvar.distance_compute_blas_threshold == before
 
 
 def test_searches_from_several_threads_equal_one_thread() -> None:
+    """Threads searching two indexes of different widths (different BLAS switches) get
+    exactly the answers of one thread searching alone."""
     from concurrent.futures import ThreadPoolExecutor
 
     before = faiss.cvar.distance_compute_blas_threshold
-    index = FaissIndex.build(random_unit(500, 16, 0), factory="Flat")
-    batches = [random_unit(n, 16, seed) for seed, n in enumerate([1, 9, 40, 3, 64, 8] * 4)]
-    want = [index.search(q, 10, threads=1) for q in batches]
+    indexes = {16: FaissIndex.build(random_unit(500, 16, 0), factory="Flat"),
+               24: FaissIndex.build(random_unit(500, 24, 1), factory="Flat")}  # fmt: skip
+    jobs = [(dim, random_unit(n, dim, seed)) for seed, (dim, n) in
+            enumerate([(16, 1), (24, 9), (16, 40), (24, 3), (16, 64), (24, 8)] * 4)]  # fmt: skip
+    want = [indexes[dim].search(q, 10, threads=1) for dim, q in jobs]
     with ThreadPoolExecutor(4) as pool:
-        got = list(pool.map(lambda q: index.search(q, 10, threads=1), batches))
+        got = list(pool.map(lambda job: indexes[job[0]].search(job[1], 10, threads=1), jobs))
     for (ws, wd), (gs, gd) in zip(want, got, strict=True):
         np.testing.assert_array_equal(gd, wd)
-        np.testing.assert_allclose(gs, ws, rtol=1e-5)
+        np.testing.assert_array_equal(gs, ws)
     assert faiss.cvar.distance_compute_blas_threshold == before

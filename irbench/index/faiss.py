@@ -62,33 +62,37 @@ BLAS_MIN_QUERIES = 8
 #: FAISS >= 1.15 compares queries x dim with ``distance_compute_blas_threshold`` (default
 #: 128,000); older versions compare the query count (default 20)
 _BLAS_PER_FLOAT = int(faiss.cvar.distance_compute_blas_threshold) >= 1000
-_blas_lock = threading.Lock()
+_blas_cond = threading.Condition()
 _blas_users = 0  # searches inside blas_threshold() now
+_blas_value = 0  # the value they run with
 _blas_saved = 0  # the setting before the first of them
 
 
 @contextlib.contextmanager
 def blas_threshold(value: int) -> Iterator[None]:
-    """``faiss.cvar.distance_compute_blas_threshold``, a process-wide setting, at most
-    ``value`` while the block runs. Safe across threads: the first of overlapping searches
-    saves the setting and the last restores it; in between the lowest value asked for holds
-    (any search that asked for BLAS gets it)."""
-    global _blas_users, _blas_saved
-    with _blas_lock:
+    """``faiss.cvar.distance_compute_blas_threshold``, a process-wide setting, equal to
+    ``value`` while the block runs. Safe across threads: searches asking for the same value
+    run together (the first saves the setting, the last restores it); one asking for
+    another value waits until they are done, so that no search's distances (BLAS or not,
+    which differ in the last bits) depend on what another thread runs."""
+    global _blas_users, _blas_value, _blas_saved
+    value = int(value)
+    with _blas_cond:
+        while _blas_users and _blas_value != value:
+            _blas_cond.wait()
         if _blas_users == 0:
             _blas_saved = faiss.cvar.distance_compute_blas_threshold
-            faiss.cvar.distance_compute_blas_threshold = int(value)
-        else:
-            current = faiss.cvar.distance_compute_blas_threshold
-            faiss.cvar.distance_compute_blas_threshold = min(current, int(value))
+            faiss.cvar.distance_compute_blas_threshold = value
+            _blas_value = value
         _blas_users += 1
     try:
         yield
     finally:
-        with _blas_lock:
+        with _blas_cond:
             _blas_users -= 1
             if _blas_users == 0:
                 faiss.cvar.distance_compute_blas_threshold = _blas_saved
+                _blas_cond.notify_all()
 
 
 def _one_line(exc: BaseException | None) -> str:
