@@ -568,3 +568,25 @@ def test_searches_from_several_threads_equal_one_thread() -> None:
         np.testing.assert_array_equal(gd, wd)
         np.testing.assert_array_equal(gs, ws)
     assert faiss.cvar.distance_compute_blas_threshold == before
+
+
+def test_a_tie_across_the_kth_place_is_searched_only_as_deep_as_the_tie_group() -> None:
+    """20 copies of one doc tie at the top: Flat searches 11 then 22 deep and stops (it used
+    to double up to the whole corpus), and the answer is the brute-force one."""
+    docs = random_unit(5000, 8, 3)
+    docs[100:120] = docs[7]
+    index = FaissIndex.build(docs, factory="Flat")
+    depths = []
+    raw = index._raw_search
+
+    def spy(q, depth, params=None):
+        depths.append(depth)
+        return raw(q, depth, params)
+
+    index._raw_search = spy
+    q = docs[7:8].copy()
+    scores, idx = index.search(q, 10)
+    assert depths == [11, 22]
+    want_s, want_i = brute_force(q, docs, 10)
+    np.testing.assert_array_equal(idx, want_i)
+    assert idx[0].tolist() == [7, *range(100, 109)]

@@ -577,7 +577,9 @@ class FaissIndex:
                     out_s[rows, :keep], out_d[rows, :keep] = s[:, :keep], d[:, :keep]
                     if depth >= n or depth <= k:
                         break
-                    tie = (d[:, k] >= 0) & (s[:, k] == s[:, k - 1])
+                    # deeper only while the deepest hit is still tied with the k-th: then
+                    # the tie group may go on past it; else it ended inside this depth
+                    tie = (d[:, -1] >= 0) & (s[:, -1] == s[:, k - 1])
                     rows = rows[tie]
                     depth = min(2 * depth, n)
                 return out_s, out_d
