@@ -470,3 +470,22 @@ def test_sampled_threshold_falls_back_when_the_sample_misleads(high):
     index = NumbaIndex.build(docs)
     assert index.offsets[-1] > numba_index._touched_cap(n)  # the dense scan
     assert_same(index.search(query, k), brute_force(docs, query, k))
+
+
+def test_save_never_replaces_a_folder_or_file_that_is_not_an_index(tmp_path):
+    index = NumbaIndex.build(sp.random(10, 5, density=0.5, format="csr", dtype=np.float32))
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "thesis.tex").write_text("years of work")
+    with pytest.raises(ConfigError, match="not an index folder"):
+        index.save(precious)
+    assert (precious / "thesis.tex").read_text() == "years of work"
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep")
+    with pytest.raises(ConfigError):
+        index.save(a_file)
+    assert a_file.read_text() == "keep"
+    index.save(tmp_path / "ix")  # new, then over itself: fine
+    index.save(tmp_path / "ix")
+    (tmp_path / "empty").mkdir()
+    index.save(tmp_path / "empty")

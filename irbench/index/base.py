@@ -230,12 +230,20 @@ def _remove(path: Path) -> None:
 def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a sibling temp folder ``<path>.tmp-<pid>``; on success move it to ``path``.
 
-    An existing ``path`` is first renamed aside (``<path>.old-<pid>``) and deleted only after
+    ``path`` must be new, an empty folder or an index folder (``header.json``): anything else
+    is a ConfigError, never replaced. An existing index is first renamed aside (``<path>.old-<pid>``) and deleted only after
     the new folder is in place, so ``path`` holds either the old or the new complete folder,
     never a half-written one. On an exception the temp folder is removed and ``path`` is
     left untouched. No fsync: this guards against crashes of the process, not of the machine.
     """
     path = Path(path)
+    if path.is_symlink() or path.is_file() or (
+        path.is_dir() and any(path.iterdir()) and not (path / HEADER).is_file()
+    ):
+        raise ConfigError(
+            f"{path}: exists and is not an index folder; give a new or empty folder "
+            "(an index is saved over an older index only)"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     old = path.with_name(f"{path.name}.old-{os.getpid()}")
