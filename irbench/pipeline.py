@@ -773,9 +773,12 @@ def _sha(text: str) -> str:
 
 
 def run(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[str, Any]]:
-    """index -> retrieve -> evaluate; returns ``(metrics, objects)``."""
+    """index -> retrieve -> evaluate; returns ``(metrics, objects)``. ``cfg`` is checked
+    again (:func:`irbench.config.validate`): it may have been changed after composing."""
+    from irbench.config import validate
     from irbench.runs.manifest import stage
 
+    validate(cfg)
     if cfg.get("fusion"):
         return run_fused(cfg, on_corrupt)
     check_calibration(cfg)

@@ -489,3 +489,27 @@ def test_save_never_replaces_a_folder_or_file_that_is_not_an_index(tmp_path):
     index.save(tmp_path / "ix")
     (tmp_path / "empty").mkdir()
     index.save(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_non_finite_weights_are_data_errors_in_every_index(bad):
+    from irbench.errors import DataError
+    from irbench.index.approx import ApproxIndex
+    from irbench.index.faiss import FaissIndex
+
+    rng = np.random.default_rng(0)
+    docs = sp.random(50, 20, density=0.3, format="csr", dtype=np.float32, random_state=1)
+    broken = docs.copy()
+    broken.data[3] = bad
+    for build in (NumbaIndex.build, lambda d: NumbaIndex.build(d, quantize="uint8"),
+                  ApproxIndex.build):  # fmt: skip
+        with pytest.raises(DataError, match="NaN or infinite"):
+            build(broken)
+        index = build(docs)
+        with pytest.raises(DataError, match="NaN or infinite"):
+            index.search(broken[:5], 3)
+    dense = rng.standard_normal((50, 8)).astype(np.float32)
+    with pytest.raises(DataError, match="NaN or infinite"):
+        FaissIndex.build(np.where(np.arange(8) == 2, bad, dense).astype(np.float32))
+    with pytest.raises(DataError, match="NaN or infinite"):
+        FaissIndex.build(dense).search(np.full((1, 8), bad, np.float32), 3)

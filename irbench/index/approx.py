@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from irbench.errors import CacheError, ConfigError
 from irbench.index import approx_kernels as ak
 from irbench.index import base, kernels
-from irbench.index.base import atomic_folder, read_header, write_header
+from irbench.index.base import atomic_folder, check_finite, read_header, write_header
 from irbench.types import RowBlocks
 
 FORMAT = 3  # 2: summaries stored component-major per posting list; 3: packed forward rows
@@ -150,6 +150,7 @@ def _canonical_queries(queries: Any) -> sp.csr_matrix:
     if not q.has_canonical_format:
         q = q.copy()
         q.sum_duplicates()
+    check_finite(q.data.astype(np.float32, copy=False), "query vectors")
     return q
 
 

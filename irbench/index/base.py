@@ -54,6 +54,15 @@ def canonical_csr(docs: Any) -> Any:
     return docs
 
 
+def check_finite(values: Any, what: str) -> None:
+    """DataError when ``values`` (an array) holds NaN or an infinity: scores would be NaN or
+    out of order (``what`` names the vectors, e.g. "query vectors")."""
+    import numpy as np
+
+    if values.size and not np.isfinite(values).all():
+        raise DataError(f"{what} hold NaN or infinite weights; check the encoder's output")
+
+
 def row_blocks(docs: Any) -> RowBlocks:
     """``docs`` as :class:`~irbench.types.RowBlocks`: as is, or a doc matrix as one canonical
     CSR block."""
@@ -77,6 +86,7 @@ def read_blocks(blocks: Callable[[], Iterable[Any]], n_terms: int) -> Iterator[A
             raise DataError(
                 f"a doc block has term ids outside [0, {b.shape[1]}); its CSR arrays are corrupt"
             )
+        check_finite(b.data, "doc vectors")
         yield b
 
 

@@ -41,7 +41,7 @@ import faiss
 import numpy as np
 
 from irbench.errors import CacheError, ConfigError
-from irbench.index.base import atomic_folder, read_header, write_header
+from irbench.index.base import atomic_folder, check_finite, read_header, write_header
 from irbench.types import DenseBlocks
 
 FORMAT = 1
@@ -548,6 +548,7 @@ class FaissIndex:
                 f"{self.dim}; was the index built with another encoder?"
             )
         nq, n = int(q.shape[0]), self.n_docs
+        check_finite(q, "query vectors")
 
         def padded() -> tuple[np.ndarray, np.ndarray]:
             return np.full((nq, k), -np.inf, np.float32), np.full((nq, k), -1, np.int64)
@@ -688,6 +689,7 @@ def _checked(blocks: DenseBlocks) -> Any:
             raise ConfigError(
                 f"index=faiss: a doc block of shape {b.shape}, expected [rows, {blocks.dim}]"
             )
+        check_finite(b, "doc vectors")
         seen += len(b)
         yield b
     if seen != blocks.n_rows:

@@ -318,6 +318,7 @@ class NumbaIndex:
         q_indptr = q.indptr.astype(np.int64, copy=False)
         q_indices = q.indices.astype(np.int64, copy=False)
         q_data = q.data.astype(np.float32, copy=False)
+        base.check_finite(q_data, "query vectors")
 
         n_threads = base.resolve_threads(threads)
         n_workers = min(n_threads, nq)
