@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,9 +59,7 @@ def test_fuzz_run_reader(tmp_path_factory, data):
 def test_write_run_round_trip_and_bad_tag(tmp_path):
     hits = [("q1", [("d2", 3.25), ("d1", 1.0)]), ("q2", [])]
     write_run(tmp_path / "r.trec", hits, "tag")
-    assert (tmp_path / "r.trec").read_text() == (
-        "q1 Q0 d2 1 3.250000 tag\nq1 Q0 d1 2 1.000000 tag\n"
-    )
+    assert (tmp_path / "r.trec").read_text() == ("q1 Q0 d2 1 3.25 tag\nq1 Q0 d1 2 1 tag\n")
     assert read_run(tmp_path / "r.trec") == {"q1": {"d2": 3.25, "d1": 1.0}}
     with pytest.raises(DataError, match="tag"):
         write_run(tmp_path / "bad.trec", hits, "two words")
@@ -94,3 +93,22 @@ def test_vocabulary_mismatch_is_an_error():
         check_vocabulary(Enc(), Idx())
     Idx.n_terms = 30522
     check_vocabulary(Enc(), Idx())
+
+
+def test_written_scores_read_back_as_the_same_float32_values(tmp_path):
+    """A run file ranks the hits as irbench did: scores that differ in float32 stay
+    different (6 decimals tied 0.9000004 and 0.9000001, and evaluation reordered them)."""
+    from irbench.eval import evaluate
+    from irbench.runs.trec import read_run, write_run
+    from irbench.types import Qrel
+
+    rng = np.random.default_rng(0)
+    scale = rng.choice([1e-3, 1, 30, 1e4], 2000)
+    scores = np.sort((rng.random(2000) * scale).astype(np.float32))
+    ranked = [(f"d{i}", float(s)) for i, s in enumerate(scores[::-1])]
+    write_run(tmp_path / "r.trec", [("q", ranked)], "t")
+    back = read_run(tmp_path / "r.trec")["q"]
+    assert [np.float32(back[d]) for d, _ in ranked] == [np.float32(s) for _, s in ranked]
+    write_run(tmp_path / "t.trec", [("q", [("a", 0.9000004), ("b", 0.9000001)])], "x")
+    rr = evaluate(read_run(tmp_path / "t.trec"), [Qrel("q", "a", 1)], ["RR"]).aggregate["RR"]
+    assert rr == 1.0
