@@ -97,3 +97,36 @@ def test_experiment_agrees_with_irbench_eval_on_scifact(tmp_path):
     path = shared_dataset("scifact")
     run_dir = _run(tmp_path, ["dataset=scifact", f"dataset.path={path}"])
     _check_agreement(run_dir, path / "qrels" / "test.tsv", tmp_path)
+
+
+def test_a_calibrated_run_is_retrieved_with_its_calibrated_setting(beir_dir, tmp_path):
+    from irbench.interop.pyterrier import IrbenchIndex
+
+    run_dir = _run(tmp_path, ["dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}",
+                              "k=10", "index=numba_approx", "index.query_cut=1",
+                              "index.heap_factor=0.3", "calibrate.target_recall=0.99"])  # fmt: skip
+    knobs = json.loads((run_dir / "manifest.json").read_text())["stages"]["retrieve"]
+    knobs = knobs["calibration"]["knobs"]
+    assert knobs != {"query_cut": 1, "heap_factor": 0.3}  # calibration changed the setting
+    index = IrbenchIndex(run_dir)
+    got = index.retriever().transform(index.topics())
+    from irbench.runs.trec import read_run
+
+    want = read_run(run_dir / "run.trec")
+    for qid, hits in got.groupby("qid"):
+        ranked = sorted(want[qid], key=lambda d: -want[qid][d])
+        assert hits.sort_values("rank")["docno"].tolist() == ranked
+
+
+def test_configs_the_retriever_cannot_serve_are_errors(beir_dir, tmp_path):
+    from irbench.errors import ConfigError
+    from irbench.interop.pyterrier import IrbenchIndex
+
+    run_dir = _run(tmp_path, ["dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}",
+                              "k=10"])  # fmt: skip
+    with pytest.raises(ConfigError, match="config group"):
+        IrbenchIndex(run_dir, ["index=numba_approx"])
+    with pytest.raises(ConfigError, match="nope"):
+        IrbenchIndex(run_dir, ["encoder.nope=1"])
+    with pytest.raises(ConfigError, match="two indexes"):
+        IrbenchIndex(["dataset=local", f"dataset.path={beir_dir}", "fusion=rrf"])

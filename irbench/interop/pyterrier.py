@@ -3,12 +3,14 @@
 >>> from irbench.interop.pyterrier import IrbenchIndex
 >>> index = IrbenchIndex("runs/scifact/bm25.numba")          # a run directory, a config or overrides
 >>> bm25 = index.retriever()                                 # a pt.Transformer: Q -> R
->>> pt.Experiment([bm25, bm25 % 10], index.topics(), index.qrels(), ["nDCG@10", "R@100"])
+>>> from ir_measures import R, nDCG
+>>> pt.Experiment([bm25, bm25 % 10], index.topics(), index.qrels(), [nDCG @ 10, R @ 100])
 
 The retriever runs :func:`irbench.pipeline.search` on the index that
 :func:`irbench.pipeline.build_index` builds or finds in the cache for the config, so its
-results are those of ``irbench run`` with the same config: same encoder, index, ``k`` and
-BEIR self-hit rule. Output frames have PyTerrier's columns ``qid, query, docno, score, rank``
+results are those of ``irbench run`` with the same config: same encoder, index, ``k``, BEIR
+self-hit rule and, with ``calibrate.target_recall``, the same calibrated search setting. A
+fused run (``fusion=...``) has two indexes: open each input's run directory instead. Output frames have PyTerrier's columns ``qid, query, docno, score, rank``
 (rank from 0) and compose with other transformers (``>>``, ``%``, ``+``).
 """
 
@@ -54,7 +56,25 @@ def load_config(source: Any, overrides: list[str] | None = None) -> Any:
             "a config.yaml, a config object or a list of overrides"
         )
     if overrides:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        from irbench.config import GROUPS
+
+        groups = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in GROUPS]
+        if groups:
+            raise ConfigError(
+                f"{groups[0]}: a config group cannot be changed on a stored config; give the "
+                "overrides list itself as the source, e.g. IrbenchIndex(['dataset=...', ...])"
+            )
+        OmegaConf.set_struct(cfg, True)
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
+        except Exception as exc:  # omegaconf's errors: an unknown key
+            raise ConfigError(f"overrides {list(overrides)}: {' '.join(str(exc).split())}") from None
+        OmegaConf.set_struct(cfg, False)
+    if cfg.get("fusion"):
+        raise ConfigError(
+            "a fused run has two indexes: open each input's run directory (RUN_DIR/inputs/...) "
+            "and fuse their results, e.g. with irbench.fusion.fuse_runs"
+        )
     return cfg
 
 
@@ -68,10 +88,14 @@ class IrbenchIndex:
 
     @property
     def handle(self):
+        """The index, encoder and doc ids; calibrated as ``irbench run`` does when the config
+        asks for a recall target (the cached calibration, or calibrated now)."""
         if self._handle is None:
-            from irbench.pipeline import build_index
+            from irbench.pipeline import build_index, calibrate_search
 
-            self._handle = build_index(self.cfg)
+            handle = build_index(self.cfg)
+            calibrate_search(self.cfg, handle, list(self._dataset().queries_iter()))
+            self._handle = handle
         return self._handle
 
     def retriever(self, k: int | None = None, threads: int | None = None) -> IrbenchRetriever:
