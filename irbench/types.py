@@ -142,7 +142,14 @@ class DenseBlocks:
 
 @runtime_checkable
 class Index(Protocol):
-    """Builds from sparse doc vectors, saves, loads and searches."""
+    """Builds from doc vectors (sparse: CSR or :class:`RowBlocks`; dense: an array or
+    :class:`DenseBlocks`), saves, loads and searches."""
+
+    @classmethod
+    def build(cls, docs: Any, **cfg: Any) -> Index: ...
+
+    @classmethod
+    def load(cls, path: Path) -> Index: ...
 
     def save(self, path: Path) -> None: ...
 

@@ -592,7 +592,8 @@ class ApproxIndex:
         ``(scores, doc_idx)`` as :meth:`search`, with the scores :meth:`search` computes
         and the same order, so that ``search`` with the exactness condition returns the
         same rows. The recall reference of :func:`irbench.index.tuning.calibrate_approx`; one pass
-        over the forward index per 16 queries."""
+        over the forward index per 16 queries. Like :meth:`search` it ignores query weights
+        <= 0 (it is exact for the vectors the index searches, not for negative weights)."""
         k = int(k)
         if k < 0:
             raise ConfigError(f"k={k}: must be >= 0")
