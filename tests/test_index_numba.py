@@ -513,3 +513,19 @@ def test_non_finite_weights_are_data_errors_in_every_index(bad):
         FaissIndex.build(np.where(np.arange(8) == 2, bad, dense).astype(np.float32))
     with pytest.raises(DataError, match="NaN or infinite"):
         FaissIndex.build(dense).search(np.full((1, 8), bad, np.float32), 3)
+
+
+def test_a_misspelled_build_option_is_an_error_not_ignored():
+    """`n_posting=0` must not quietly build a pruned index for a user who asked for an exact
+    one (the builds took **kwargs and dropped unknown ones)."""
+    from irbench.index.approx import ApproxIndex
+    from irbench.index.faiss import FaissIndex
+
+    docs = sp.random(30, 10, density=0.3, format="csr", dtype=np.float32, random_state=0)
+    with pytest.raises(TypeError, match="n_posting"):
+        ApproxIndex.build(docs, n_posting=0)
+    with pytest.raises(TypeError, match="quantise"):
+        NumbaIndex.build(docs, quantise="uint8")
+    with pytest.raises(TypeError, match="factori"):
+        FaissIndex.build(np.ones((5, 4), np.float32), factori="HNSW8")
+    NumbaIndex.build(docs, name="numba")  # the config's own name key is accepted

@@ -364,7 +364,7 @@ class ApproxIndex:
         heap_factor: float = DEFAULTS["heap_factor"],
         sorted_terms: int = DEFAULTS["sorted_terms"],
         threads: int = 0,
-        **_: Any,
+        name: str | None = None,
     ) -> ApproxIndex:
         """Build from consecutive row blocks (docs), read twice: the corpus is held once, as
         the index's forward rows, never as a second CSR copy; ``blocks()`` must give the

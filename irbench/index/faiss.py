@@ -378,7 +378,7 @@ class FaissIndex:
         seed: int = 0,
         gpu: Any = False,
         progress: Any = None,
-        **_: Any,
+        name: str | None = None,
     ) -> FaissIndex:
         """Build from a float32 doc matrix ``[n_docs, dim]`` (row = internal doc index) or
         from :class:`~irbench.types.DenseBlocks`, read one block at a time: the training

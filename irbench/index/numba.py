@@ -132,7 +132,7 @@ class NumbaIndex:
         *,
         quantize: str | None = None,
         progress: Any = None,
-        **_: Any,
+        name: str | None = None,
     ) -> NumbaIndex:
         """Build from a doc matrix (rows = docs, columns = term ids), or from
         :class:`~irbench.types.RowBlocks` by :meth:`build_streaming`; drops weights <= 0.
