@@ -14,6 +14,8 @@ def parse_measures(names: Sequence[str]) -> list[Any]:
     """ir_measures objects for names such as ``nDCG@10``; unknown names are a ConfigError."""
     import ir_measures
 
+    if isinstance(names, str):  # one name, not its characters
+        names = [names]
     out = []
     for name in names:
         try:
