@@ -69,10 +69,24 @@ def make_encoder(cfg: Any):
     return instantiate(cfg.encoder)
 
 
+def _batching(encoder: Any) -> dict[str, int]:
+    """What decides a neural encoder's batches (``batch_size``, ``sort_window``), hence the
+    float rounding of its vectors (padding, matmul shapes): part of the cache keys, although
+    not of ``config_key()``."""
+    return {
+        k: int(getattr(encoder, k)) for k in ("batch_size", "sort_window") if hasattr(encoder, k)
+    }
+
+
 def _encoded_entry(cfg: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
     from irbench.runs.cache import content_key
 
-    key = content_key(ENCODED_FORMAT, fingerprint.get("docs", fingerprint), encoder.config_key())
+    key = content_key(
+        ENCODED_FORMAT,
+        fingerprint.get("docs", fingerprint),
+        encoder.config_key(),
+        _batching(encoder),
+    )
     return Path(cfg.cache_dir) / "encoded" / f"{cfg.dataset.name}.{cfg.encoder.name}.{key}"
 
 
@@ -87,7 +101,7 @@ def _index_entry(cfg: Any, encoder: Any, fingerprint: dict[str, str]) -> Path:
         parts.append({"build_version": version})
     if getattr(encoder, "shardable", False):
         # chunk boundaries decide the encoder's batches, hence the float rounding of the vectors
-        parts.append({"chunk_size": int(cfg.encode.chunk_size)})
+        parts.append({"chunk_size": int(cfg.encode.chunk_size), **_batching(encoder)})
     key = content_key(*parts)
     name = f"{cfg.dataset.name}.{cfg.encoder.name}.{cfg.index.name}.{key}"
     return Path(cfg.cache_dir) / "index" / name

@@ -202,6 +202,22 @@ def test_index_key_depends_on_the_chunk_size_of_neural_encoders(beir_dir, tiny_b
     neural = ("encoder=splade", f"encoder.backbone={tiny_bert}", "encoder.device=cpu")
     assert key(*neural, "encode.chunk_size=10") != key(*neural, "encode.chunk_size=20")
     assert key("encode.chunk_size=10") == key("encode.chunk_size=20")  # BM25 is not chunked
+    # the batches shape the float rounding too: a cached index of another batching is not used
+    assert key(*neural, "encoder.batch_size=8") != key(*neural, "encoder.batch_size=32")
+    assert key(*neural, "+encoder.sort_window=64") != key(*neural, "+encoder.sort_window=4096")
+    assert key("+encoder.batch_size=10") == key("+encoder.batch_size=20")  # BM25: no effect
+
+
+def test_encoded_corpus_key_depends_on_the_batching(beir_dir, tiny_bert):
+    from irbench.pipeline import _encoded_entry, load_dataset
+
+    def key(*extra):
+        cfg = compose(["dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}",
+                       "encoder=splade", f"encoder.backbone={tiny_bert}", *extra])  # fmt: skip
+        return _encoded_entry(cfg, make_encoder(cfg), load_dataset(cfg).fingerprint()).name
+
+    assert key("encoder.batch_size=8") != key("encoder.batch_size=32")
+    assert key("encoder.device=cpu") == key("encoder.device=auto")
 
 
 @pytest.mark.parametrize("index", ["numba", "numba_approx"])

@@ -247,8 +247,10 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     left untouched. No fsync: this guards against crashes of the process, not of the machine.
     """
     path = Path(path)
-    if path.is_symlink() or path.is_file() or (
-        path.is_dir() and any(path.iterdir()) and not (path / HEADER).is_file()
+    if (
+        path.is_symlink()
+        or path.is_file()
+        or (path.is_dir() and any(path.iterdir()) and not (path / HEADER).is_file())
     ):
         raise ConfigError(
             f"{path}: exists and is not an index folder; give a new or empty folder "

@@ -68,7 +68,9 @@ def load_config(source: Any, overrides: list[str] | None = None) -> Any:
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(list(overrides)))
         except Exception as exc:  # omegaconf's errors: an unknown key
-            raise ConfigError(f"overrides {list(overrides)}: {' '.join(str(exc).split())}") from None
+            raise ConfigError(
+                f"overrides {list(overrides)}: {' '.join(str(exc).split())}"
+            ) from None
         OmegaConf.set_struct(cfg, False)
     if cfg.get("fusion"):
         raise ConfigError(
