@@ -284,8 +284,16 @@ def test_file_fingerprint_memo(tmp_path: Path, _fp_cache: Path, monkeypatch: pyt
     memo = json.loads(_fp_cache.read_text())
     assert memo[os.path.abspath(path)]["sha256"] == expected
     assert not list(_fp_cache.parent.glob("*.tmp"))
+    # a same-size edit with the mtime put back (`touch -r`) is still seen (the ctime moved)
+    st = path.stat()
+    with open(path, "r+b") as f:
+        f.write(b"z")
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert path.stat().st_mtime_ns == st.st_mtime_ns and path.stat().st_size == st.st_size
+    edited = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_fingerprint(path) == edited != expected and len(calls) == 2
     write(path, "y" * 3_000_001)
-    assert file_fingerprint(path) != expected and len(calls) == 2  # size changed: rehash
+    assert file_fingerprint(path) != edited and len(calls) == 3  # size changed: rehash
     _fp_cache.write_text("{not json")  # a corrupt memo is ignored and replaced
     assert file_fingerprint(path) == hashlib.sha256(path.read_bytes()).hexdigest()
     assert json.loads(_fp_cache.read_text())

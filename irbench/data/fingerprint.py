@@ -1,8 +1,10 @@
 """Content fingerprints of input files, memoised so a large corpus is hashed once.
 
-The memo maps a file's absolute path to ``{"size", "mtime_ns", "sha256"}`` and lives in
-``$IRBENCH_FP_CACHE`` or ``~/.cache/irbench/fingerprints.json``. A memo entry is used only while
-the file's size and mtime are unchanged. The memo is rewritten atomically (tmp + ``os.replace``)
+The memo maps a file's absolute path to ``{"size", "mtime_ns", "ctime_ns", "inode", "sha256"}``
+and lives in ``$IRBENCH_FP_CACHE`` or ``~/.cache/irbench/fingerprints.json``. A memo entry is
+used only while all four are unchanged: an edit that keeps the size and puts the mtime back
+(``touch -r``) still changes the ctime, which no user call can set, and a file replaced by
+another one has another inode. The memo is rewritten atomically (tmp + ``os.replace``)
 and is best-effort: failing to read or write it never fails a fingerprint.
 """
 
@@ -66,8 +68,13 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def _stamp(st: os.stat_result) -> dict[str, int]:
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
+            "inode": st.st_ino}  # fmt: skip
+
+
 def file_fingerprint(path: str | Path) -> str:
-    """sha256 hex of the file's bytes, memoised on ``(abspath, size, mtime_ns)``."""
+    """sha256 hex of the file's bytes, memoised on the path and its :func:`_stamp`."""
     path = Path(path).expanduser()
     try:
         st = path.stat()
@@ -80,21 +87,20 @@ def file_fingerprint(path: str | Path) -> str:
     key = os.path.abspath(path)
     memo = memo_path()
     entry = _load(memo).get(key)
+    stamp = _stamp(st)
     if (
         isinstance(entry, dict)
-        and entry.get("size") == st.st_size
-        and entry.get("mtime_ns") == st.st_mtime_ns
+        and all(entry.get(k) == v for k, v in stamp.items())
         and isinstance(entry.get("sha256"), str)
     ):
         return entry["sha256"]
     digest = sha256_file(path)
     with contextlib.suppress(OSError):
-        after = path.stat()
-        if (after.st_size, after.st_mtime_ns) != (st.st_size, st.st_mtime_ns):
+        if _stamp(path.stat()) != stamp:
             return digest  # changed while hashing: do not memoise
     data = _load(memo)  # reload: another process may have added entries meanwhile
     data.pop(key, None)
-    data[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": digest}
+    data[key] = {**stamp, "sha256": digest}
     if len(data) > MAX_ENTRIES:  # drop the oldest entries
         data = dict(list(data.items())[-MAX_ENTRIES:])
     _save(memo, data)

@@ -131,16 +131,19 @@ def model_fingerprint(backbone: str, key: str = "encoder.backbone") -> str:
         for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _MODEL_SUFFIXES
     )
-    stats = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files)
-    return _folder_digest(str(folder), stats)
+    stats = []
+    for p in files:
+        st = p.stat()
+        stats.append((p.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
+    return _folder_digest(str(folder), tuple(stats))
 
 
 @functools.lru_cache(maxsize=64)
-def _folder_digest(folder: str, stats: tuple[tuple[str, int, int], ...]) -> str:
-    from irbench.data.fingerprint import file_fingerprint  # memo on (path, size, mtime)
+def _folder_digest(folder: str, stats: tuple[tuple[str, int, int, int, int], ...]) -> str:
+    from irbench.data.fingerprint import file_fingerprint  # memo on path, size, times, inode
 
     h = hashlib.sha256()
-    for name, _, _ in stats:
+    for name, *_ in stats:
         h.update(f"{name}\0{file_fingerprint(Path(folder) / name)}\n".encode())
     return "sha256:" + h.hexdigest()
 
