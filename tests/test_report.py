@@ -404,3 +404,17 @@ def test_one_dataset_has_no_mean_column_and_unknown_measures_are_refused(runs):
         build([runs], measure="P@5")
     with pytest.raises(ConfigError, match="no runs for dataset"):
         build([runs], datasets=["gamma"])
+
+
+def test_runs_judged_on_other_qrels_are_left_out_with_a_note(runs):
+    """A run of `alpha` evaluated on other qrels (e.g. a cut qrels file) is not put in the
+    same column as the others: its value and its per-query test would not compare."""
+    odd = runs / "alpha" / "splade.numba"
+    manifest = json.loads((odd / "manifest.json").read_text())
+    manifest["dataset"]["fingerprint"]["qrels"] = "alpha-qrels-cut"
+    (odd / "manifest.json").write_text(json.dumps(manifest))
+    lb = build([runs], baseline="bm25.numba")
+    splade = next(r for r in lb.rows if r.name == "splade")
+    assert "alpha" not in splade.cells and "beta" in splade.cells
+    assert any(str(odd) in n and "other qrels" in n for n in lb.notes)
+    assert splade.mean is None  # not on every dataset any more

@@ -208,6 +208,36 @@ def _resolve_baseline(baseline: str, rows: list[Row]) -> Row:
     raise ConfigError(f"baseline '{baseline}' {how}; systems: {names}")
 
 
+def _qrels_fingerprint(run: RunDir) -> str | None:
+    return ((run.manifest.get("dataset") or {}).get("fingerprint") or {}).get("qrels")
+
+
+def _same_qrels(runs: list[RunDir], notes: list[str]) -> list[RunDir]:
+    """The runs of each dataset evaluated on the same qrels: the qrels most of its runs used
+    (the first in path order on a tie); the others are left out with a note, since their
+    values and per-query tests would not be comparable. Runs that record no qrels
+    fingerprint are kept."""
+    from collections import Counter
+
+    kept = []
+    by_dataset: dict[str, Counter] = {}
+    for run in runs:
+        fp = _qrels_fingerprint(run)
+        if fp is not None:
+            by_dataset.setdefault(run.dataset, Counter())[fp] += 1
+    for run in runs:
+        fp = _qrels_fingerprint(run)
+        counts = by_dataset.get(run.dataset)
+        if fp is not None and counts is not None and fp != counts.most_common(1)[0][0]:
+            notes.append(
+                f"{run.path} was evaluated on other qrels than the other runs on {run.dataset} "
+                "(fingerprints differ); left out"
+            )
+            continue
+        kept.append(run)
+    return kept
+
+
 def build(
     paths: Iterable[str | os.PathLike],
     measure: str = "nDCG@10",
@@ -232,6 +262,7 @@ def build(
         )
     runs = [load_run_dir(d) for d in dirs]
     notes: list[str] = []
+    runs = _same_qrels(runs, notes)
     descriptions: dict[str, dict[str, Any]] = {}
     by_key: dict[str, dict[str, RunDir]] = {}
     for run in runs:
