@@ -146,7 +146,12 @@ def corpus_source(dataset: Any) -> str:
 
 
 def _encode_corpus(
-    cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str], stream: bool = False
+    cfg: Any,
+    dataset: Any,
+    encoder: Any,
+    fingerprint: dict[str, str],
+    stream: bool = False,
+    on_corrupt: str = "rebuild",
 ):
     """:func:`_read_corpus`; a corpus without docs, or a corpus error that names no file
     (a duplicate doc id), is reported with the corpus file. An encoder that needs corpus
@@ -165,7 +170,7 @@ def _encode_corpus(
     if doc_side:
         fit()
     try:
-        vectors, docnos, info = _read_corpus(cfg, dataset, encoder, fingerprint, stream)
+        vectors, docnos, info = _read_corpus(cfg, dataset, encoder, fingerprint, stream, on_corrupt)
     except DataError as exc:
         if exc.path is not None:
             raise
@@ -180,7 +185,12 @@ def _encode_corpus(
 
 
 def _read_corpus(
-    cfg: Any, dataset: Any, encoder: Any, fingerprint: dict[str, str], stream: bool = False
+    cfg: Any,
+    dataset: Any,
+    encoder: Any,
+    fingerprint: dict[str, str],
+    stream: bool = False,
+    on_corrupt: str = "rebuild",
 ):
     """Doc vectors and ids: chunked, resumable and shardable for neural encoders; in one pass
     for corpus-statistics encoders such as BM25. With ``stream``, the vectors come as
@@ -209,7 +219,7 @@ def _read_corpus(
     if n_docs is None:
         n_docs = sum(1 for _ in dataset.docs_iter())
     chunk_plan = shards.plan(cfg.encode, n_docs)
-    info = shards.encode_chunks(entry, encoder, docs, chunk_plan)
+    info = shards.encode_chunks(entry, encoder, docs, chunk_plan, on_corrupt)
     if info["missing"]:
         raise ShardsPending(
             f"shard {chunk_plan.shard}/{chunk_plan.num_shards} done; {info['missing']} of "
@@ -263,7 +273,9 @@ def build_index(
 
     def build(tmp: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
-        docs, docnos, encode_info = _encode_corpus(cfg, dataset, encoder, fingerprint, stream=True)
+        docs, docnos, encode_info = _encode_corpus(
+            cfg, dataset, encoder, fingerprint, stream=True, on_corrupt=on_corrupt
+        )
         encode_s = time.perf_counter() - t0
         stats = None
         if isinstance(docs, RowBlocks):

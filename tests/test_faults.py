@@ -290,3 +290,23 @@ def test_an_idf_head_is_fitted_on_the_corpus_and_saved_with_the_index(
     cfg2 = compose([*overrides(beir_dir, tiny_bert, tmp_path / "c", tmp_path / "r2"), *extra])
     run(cfg2)  # the index and its idf table reused
     assert (tmp_path / "r2" / "run.trec").read_bytes() == first
+
+
+def test_reproduce_reports_an_edited_encoded_chunk_instead_of_encoding_it_again(
+    beir_dir, tiny_bert, tmp_path
+):
+    import shutil
+
+    from irbench.runs.reproduce import reproduce
+
+    cache, run_dir = tmp_path / "c", tmp_path / "r"
+    run(compose(overrides(beir_dir, tiny_bert, cache, run_dir)))
+    entry = next(p for p in (cache / "index").glob("*.splade.*") if p.is_dir())
+    shutil.rmtree(entry)  # only the encoded chunks are left
+    chunk = Path(encoded_chunks(cache)[0]).parent
+    ids = (chunk / "docnos.txt").read_text().splitlines()
+    ids[0], ids[1] = ids[1], ids[0]
+    (chunk / "docnos.txt").write_text("".join(i + "\n" for i in ids))
+    report = reproduce(run_dir)
+    assert not report.identical and "checksum mismatch" in report.error
+    assert str(chunk) in report.error

@@ -113,3 +113,15 @@ def test_doctor_reports_environment_and_cache(workdir):
     assert info["packages"]["numpy"] == np.__version__
     assert info["threads"]["cpus"] >= 1 and "numba_threads" in info["threads"]
     assert info["cache"]["path"].endswith(".cache")
+
+
+def test_reproduce_names_a_change_of_the_code(beir_dir, workdir):
+    import json
+
+    assert runner.invoke(app, run_args(beir_dir)).exit_code == 0
+    run_dir = workdir / "runs/tiny/bm25.numba"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["git"] = {"commit": "0" * 40, "dirty": False}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    result = runner.invoke(app, ["reproduce", str(run_dir)])
+    assert f"git commit: {'0' * 40} ->" in result.output

@@ -19,6 +19,7 @@ import irbench
 KEY_PACKAGES = (
     "numpy", "scipy", "numba", "torch", "transformers", "faiss-cpu", "ir-measures",
     "ir_datasets", "hydra-core", "omegaconf", "PyStemmer", "pandas", "pyterrier",
+    "tokenizers", "pytrec-eval-terrier",
 )  # fmt: skip
 
 
@@ -44,7 +45,16 @@ def git_state() -> dict[str, Any] | None:
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True, text=True, timeout=5,
         )  # fmt: skip
-        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+        state: dict[str, Any] = {
+            "commit": commit.stdout.strip(),
+            "dirty": bool(dirty.stdout.strip()),
+        }
+        if state["dirty"]:  # which uncommitted changes: a hash of the diff against HEAD
+            diff = subprocess.run(
+                ["git", "-C", str(root), "diff", "HEAD"], capture_output=True, timeout=10
+            )
+            state["diff_sha256"] = hashlib.sha256(diff.stdout).hexdigest()
+        return state
     except (OSError, subprocess.SubprocessError):
         return None
 

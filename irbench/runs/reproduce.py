@@ -40,6 +40,14 @@ def _load_run_dir(run_dir: Path) -> tuple[Any, dict[str, Any]]:
         raise DataError(f"unreadable manifest ({exc})", run_dir / "manifest.json") from None
     if not OmegaConf.is_dict(cfg) or not isinstance(manifest, dict):
         raise DataError("config.yaml or manifest.json is not a mapping", run_dir)
+    inputs = (cfg.get("fusion") or {}).get("inputs")
+    if inputs is not None:  # written by `irbench fuse --run-dir`, not by a config
+        raise DataError(
+            "made by `irbench fuse`: reproduce its inputs ("
+            + ", ".join(map(str, inputs))
+            + ") and fuse them again with the options in its config.yaml",
+            run_dir,
+        )
     return cfg, manifest
 
 
@@ -53,6 +61,10 @@ def environment_differences(manifest: dict[str, Any], cfg: Any) -> list[str]:
     for key in ("irbench", "python"):
         if manifest.get(key) != now.get(key):
             diffs.append(f"{key}: {manifest.get(key)} -> {now.get(key)}")
+    then_git, now_git = manifest.get("git") or {}, now.get("git") or {}
+    for key in ("commit", "diff_sha256"):  # the code itself, committed or not
+        if then_git.get(key) != now_git.get(key) and (then_git.get(key) or now_git.get(key)):
+            diffs.append(f"git {key}: {then_git.get(key)} -> {now_git.get(key)}")
     for name, version in (manifest.get("packages") or {}).items():
         if now["packages"].get(name) != version:
             diffs.append(f"{name}: {version} -> {now['packages'].get(name)}")

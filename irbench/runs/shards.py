@@ -114,9 +114,16 @@ def chunk_ok(folder: Path, doc_ids: list[str]) -> bool:
 
 
 def encode_chunks(
-    entry: Path, encoder: Any, docs: Iterable[Any], chunk_plan: ChunkPlan
+    entry: Path,
+    encoder: Any,
+    docs: Iterable[Any],
+    chunk_plan: ChunkPlan,
+    on_corrupt: str = "rebuild",
 ) -> dict[str, Any]:
-    """Encode this process's missing chunks; returns counts of what was done and what is left."""
+    """Encode this process's missing chunks; returns counts of what was done and what is left.
+
+    A sealed chunk that fails its checksums is encoded again (``on_corrupt="rebuild"``) or is
+    a CacheError (``"error"``: ``irbench reproduce`` reports an edited cache)."""
     from irbench.runs.atomic import atomic_dir
 
     entry.mkdir(parents=True, exist_ok=True)
@@ -130,6 +137,8 @@ def encode_chunks(
         doc_ids = [d.doc_id for d in chunk_docs]
         if chunk_ok(target, doc_ids):
             continue
+        if on_corrupt == "error" and is_complete(target) and (problems := verify(target)):
+            raise CacheError(f"{problems[0]}; the encoded corpus was edited or truncated")
         if not chunk_plan.mine(chunk):
             others[chunk] = doc_ids
             continue
