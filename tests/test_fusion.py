@@ -129,6 +129,14 @@ def test_fused_run_directory_goes_on_the_leaderboard(tmp_path):
     fused = fuse_runs([read_run(a / "run.trec"), read_run(b / "run.trec")])
     write_run(tmp_path / "x.trec", [(q, list(h.items())) for q, h in fused.items()], "rrf")
     assert (tmp_path / "x.trec").read_bytes() == (out / "run.trec").read_bytes()
+    # `irbench reproduce` says what to do with it, in one line
+    from typer.testing import CliRunner
+
+    from irbench.cli.app import app
+
+    result = CliRunner().invoke(app, ["reproduce", str(out)])
+    assert result.exit_code == 2 and "made by `irbench fuse`" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_fusion_of_different_datasets_is_refused(tmp_path):
