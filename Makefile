@@ -8,12 +8,17 @@ MODELS ?= ../shared/models
 .PHONY: install test test-all lint bench leaderboard clean
 
 # CPU torch first: a bare `torch` requirement would otherwise pull several GB of CUDA wheels.
-# From PyTorch's CPU index; where that is unreachable, from the configured index (a local CPU
-# wheel on the CI machines). `make install TORCH_INDEX=` takes the configured index's build
-# (CUDA on PyPI for Linux) for GPU machines.
+# From PyTorch's CPU index when it answers (probed first: pip would retry every dependency on
+# an unreachable index); else from the configured index (a local CPU wheel on the CI
+# machines). `make install TORCH_INDEX=` takes the configured index's build (CUDA on PyPI for
+# Linux) for GPU machines.
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 install:
-	$(PIP) install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) || $(PIP) install -q torch==$(TORCH_VERSION)
+	if [ -n "$(TORCH_INDEX)" ] && $(PYTHON) -c "import urllib.request as u; u.urlopen('$(TORCH_INDEX)/torch/', timeout=10)" >/dev/null 2>&1; then \
+		$(PIP) install -q torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX) || $(PIP) install -q torch==$(TORCH_VERSION); \
+	else \
+		$(PIP) install -q torch==$(TORCH_VERSION); \
+	fi
 	$(PIP) install -q -e '.[dev,bench]'
 
 test:
