@@ -265,3 +265,8 @@ def test_reproduce_never_deletes_a_work_dir_that_is_not_a_run(beir_dir, workdir)
 def test_a_fused_inputs_config_error_names_the_key_under_fusion(beir_dir, workdir):
     result = invoke("run", *local(beir_dir, "fusion=rrf", "fusion.second.encoder.backbone=/nope"))
     one_error_line(result, "fused input 2", "fusion.second.encoder.backbone")
+
+
+@pytest.mark.parametrize("command", ["index", "retrieve"])
+def test_index_and_retrieve_refuse_a_fused_config(beir_dir, workdir, command):
+    one_error_line(invoke(command, *local(beir_dir, "fusion=rrf")), f"irbench {command}", "run")
