@@ -38,6 +38,20 @@ class Query(NamedTuple):
     text: str
 
 
+def query_texts(queries: Iterable[Query | str]) -> list[str]:
+    """The texts of ``queries``: :class:`Query` records (or ``(id, text)`` pairs) or plain
+    strings, as a Python user may pass them to an encoder's ``encode_queries``."""
+    texts = []
+    for q in queries:
+        if isinstance(q, str):
+            texts.append(q)
+        elif isinstance(q, tuple) and len(q) == 2 and isinstance(q[1], str):
+            texts.append(q[1])
+        else:
+            raise TypeError(f"a query must be a Query, an (id, text) pair or a string, got {q!r}")
+    return texts
+
+
 class Qrel(NamedTuple):
     query_id: str
     doc_id: str

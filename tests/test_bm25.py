@@ -478,3 +478,13 @@ def test_scifact_matches_pyserini_flat() -> None:
     # Pyserini's Lucene BM25 "flat" index: 0.6789 / 0.9253
     assert agg[nDCG @ 10] >= 0.670
     assert agg[R @ 100] >= 0.90
+
+
+def test_queries_may_be_plain_strings_or_id_text_pairs() -> None:
+    enc = plain_encoder()
+    encode(enc, [Doc("1", "cat dog"), Doc("2", "dog bird")])
+    want = enc.encode_queries([Query("q", "cat dog")])
+    assert (enc.encode_queries(["cat dog"]) != want).nnz == 0
+    assert (enc.encode_queries([("q", "cat dog")]) != want).nnz == 0
+    with pytest.raises(TypeError, match="a query must be"):
+        enc.encode_queries([1])

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 
 from irbench.encoders.analyzer import Analyzer
 from irbench.errors import ConfigError, DataError, IrbenchError
-from irbench.types import Doc, Query, RowBlocks
+from irbench.types import Doc, Query, RowBlocks, query_texts
 
 __all__ = [
     "FORMAT_VERSION",
@@ -270,7 +270,7 @@ class BM25Encoder:
             raise IrbenchError(
                 "BM25Encoder has no vocabulary: run encode_corpus(docs) or load(path) first"
             )
-        term_lists = self.analyzer.analyze_many([q.text for q in queries])
+        term_lists = self.analyzer.analyze_many(query_texts(queries))
         if len(term_lists) <= SMALL_BATCH:
             out = self._rows_small(term_lists)
         else:

@@ -28,7 +28,7 @@ import numpy as np
 
 from irbench.encoders import hf
 from irbench.errors import ConfigError, DataError
-from irbench.types import Doc, Query
+from irbench.types import Doc, Query, query_texts
 
 FORMAT_VERSION = 1
 POOLINGS = ("cls", "mean")
@@ -206,7 +206,7 @@ class DenseEncoder:
 
     def encode_queries(self, queries: Sequence[Query]) -> np.ndarray:
         """float32 ``[n, dim]`` in query order."""
-        texts = [self.query_prefix + q.text.strip() for q in queries]
+        texts = [self.query_prefix + t.strip() for t in query_texts(queries)]
         return self._encode(texts, self.query_max_length)
 
     def encode_texts(self, texts: Sequence[str], side: str = "doc") -> np.ndarray:

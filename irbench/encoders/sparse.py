@@ -34,7 +34,7 @@ from irbench.encoders import hf
 from irbench.encoders.sparse_csr import bm25_idf, term_vectors, top_k
 from irbench.encoders.sparse_side import AUTOCASTS, HEADS, SideConfig
 from irbench.errors import ConfigError, DataError, IrbenchError
-from irbench.types import Doc, Query
+from irbench.types import Doc, Query, query_texts
 
 __all__ = ["FORMAT_VERSION", "HEADS", "SideConfig", "SparseNeuralEncoder"]
 
@@ -185,7 +185,7 @@ class SparseNeuralEncoder:
 
     def encode_queries(self, queries: Sequence[Query]) -> sp.csr_matrix:
         self._check_fitted(self.query)
-        return self._encode(self.query, [q.text for q in queries])
+        return self._encode(self.query, query_texts(queries))
 
     def encode_texts(self, texts: Sequence[str], side: str = "doc") -> sp.csr_matrix:
         """Encode raw strings with one side (``"query"`` or ``"doc"``)."""
