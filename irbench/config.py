@@ -118,6 +118,37 @@ def config_int(value: Any, key: str, digits_ok: bool = False) -> int:
     return value
 
 
+#: config keys that hold paths (at any depth); see :func:`anchor_paths`
+PATH_KEYS = frozenset({"path", "corpus", "topics", "qrels", "cache_dir", "backbone", "triples",
+                       "teacher_scores"})  # fmt: skip
+
+
+def anchor_paths(cfg: Any, base: str | os.PathLike | None) -> Any:
+    """``cfg`` with its relative paths (keys in :data:`PATH_KEYS`) made absolute against
+    ``base``, the folder the run was started from (a run directory's manifest records it as
+    ``cwd``), where such a path exists there; hub ids and paths that exist nowhere stay as
+    they are. So a stored config works from any working directory."""
+    from omegaconf import OmegaConf
+
+    if not base:
+        return cfg
+    base = Path(base)
+
+    def walk(node: Any) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in list(items):
+            if isinstance(value, dict | list):
+                walk(value)
+            elif key in PATH_KEYS and isinstance(value, str) and value:
+                p = Path(value).expanduser()
+                if not p.is_absolute() and (base / p).exists():
+                    node[key] = str((base / p).resolve())
+
+    data = OmegaConf.to_container(cfg, resolve=False)
+    walk(data)
+    return OmegaConf.create(data)
+
+
 def validate(cfg: Any) -> None:
     """Checks Hydra cannot do: types and ranges of irbench's top-level keys."""
     from omegaconf import OmegaConf

@@ -738,6 +738,7 @@ def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) ->
     manifest.update(environment())
     manifest["config_sha256"] = _sha(config_text)
     manifest["seed"] = int(cfg.seed)
+    manifest["cwd"] = os.getcwd()  # what the config's relative paths are relative to
     manifest["threads"] = effective_threads(int(cfg.threads))
     manifest.setdefault("stages", {}).update(stages)
     for key, value in details.items():

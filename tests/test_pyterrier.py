@@ -130,3 +130,20 @@ def test_configs_the_retriever_cannot_serve_are_errors(beir_dir, tmp_path):
         IrbenchIndex(run_dir, ["encoder.nope=1"])
     with pytest.raises(ConfigError, match="two indexes"):
         IrbenchIndex(["dataset=local", f"dataset.path={beir_dir}", "fusion=rrf"])
+
+
+def test_a_run_directory_opens_from_any_working_directory(beir_dir, tmp_path, monkeypatch):
+    import os
+
+    from irbench.interop.pyterrier import IrbenchIndex
+
+    start = tmp_path / "start"
+    start.mkdir()
+    monkeypatch.chdir(start)
+    rel = os.path.relpath(beir_dir, start)
+    run_pipeline(compose(["dataset=local", "dataset.name=tiny", f"dataset.path={rel}", "k=10",
+                          "run_dir=runs/rel", "cache_dir=cache"]))  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    index = IrbenchIndex(start / "runs/rel")
+    got = index.retriever().transform(index.topics())
+    assert len(got) and not (tmp_path / "cache").exists()

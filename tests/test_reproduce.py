@@ -125,3 +125,19 @@ def test_reproduce_names_a_change_of_the_code(beir_dir, workdir):
     (run_dir / "manifest.json").write_text(json.dumps(manifest))
     result = runner.invoke(app, ["reproduce", str(run_dir)])
     assert f"git commit: {'0' * 40} ->" in result.output
+
+
+def test_a_run_with_relative_paths_reproduces_from_another_folder(
+    beir_dir, workdir, monkeypatch, tmp_path
+):
+    import os
+
+    rel = os.path.relpath(beir_dir, workdir)  # dataset.path relative to where the run starts
+    assert runner.invoke(app, run_args(rel)).exit_code == 0
+    run_dir = workdir / "runs/tiny/bm25.numba"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    result = runner.invoke(app, ["reproduce", str(run_dir)])
+    assert result.exit_code == 0 and "byte-identical" in result.output, result.output
+    assert not (elsewhere / "runs").exists()  # the stored relative cache_dir was used

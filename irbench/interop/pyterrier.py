@@ -50,6 +50,17 @@ def load_config(source: Any, overrides: list[str] | None = None) -> Any:
         if not path.is_file():
             raise ConfigError(f"{path}: no such config (give a run directory or its config.yaml)")
         cfg = OmegaConf.load(path)
+        manifest = path.parent / "manifest.json"
+        if manifest.is_file():  # relative paths are relative to where the run was started
+            import json
+
+            from irbench.config import anchor_paths
+
+            try:
+                cwd = json.loads(manifest.read_text("utf-8")).get("cwd")
+            except (OSError, ValueError, AttributeError):
+                cwd = None
+            cfg = anchor_paths(cfg, cwd)
     else:
         raise ConfigError(
             f"cannot make an irbench config from {type(source).__name__}; give a run directory, "

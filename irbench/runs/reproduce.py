@@ -87,10 +87,12 @@ def reproduce(run_dir: str | Path, work_dir: str | Path | None = None) -> Reprod
     """Re-execute the run in ``work_dir`` (default: a fresh ``RUN_DIR/.reproduce``) and compare."""
     from omegaconf import open_dict
 
+    from irbench.config import anchor_paths
     from irbench.pipeline import run
 
     run_dir = Path(run_dir)
     cfg, manifest = _load_run_dir(run_dir)
+    cfg = anchor_paths(cfg, manifest.get("cwd"))
     report = Reproduction(run_dir)
     report.environment = environment_differences(manifest, cfg)
     work = Path(work_dir) if work_dir else run_dir / ".reproduce"
