@@ -120,7 +120,7 @@ def config_int(value: Any, key: str, digits_ok: bool = False) -> int:
 
 #: config keys that hold paths (at any depth); see :func:`anchor_paths`
 PATH_KEYS = frozenset({"path", "corpus", "topics", "qrels", "cache_dir", "backbone", "triples",
-                       "teacher_scores"})  # fmt: skip
+                       "teacher_scores", "teacher_backbone"})  # fmt: skip
 
 
 def anchor_paths(cfg: Any, base: str | os.PathLike | None) -> Any:
@@ -142,7 +142,7 @@ def anchor_paths(cfg: Any, base: str | os.PathLike | None) -> Any:
             elif key in PATH_KEYS and isinstance(value, str) and value:
                 p = Path(value).expanduser()
                 if not p.is_absolute() and (base / p).exists():
-                    node[key] = str((base / p).resolve())
+                    node[key] = os.path.abspath(base / p)
 
     data = OmegaConf.to_container(cfg, resolve=False)
     walk(data)

@@ -117,6 +117,36 @@ def _index_owner(index_cfg: Any) -> Any:
         return None
 
 
+def check_index_keys(index_cfg: Any) -> None:
+    """ConfigError naming ``index.<key>`` for a key the index's build does not take (a typo
+    such as ``+index.n_posting=0``), before any encoding; builds that take ``**kwargs`` are
+    not checked."""
+    import inspect
+
+    owner = _index_owner(index_cfg)
+    build = getattr(owner, "build", None)
+    if build is None:
+        return
+
+    def named(fn: Any) -> tuple[set[str], bool]:  # (parameter names, takes **kwargs)
+        params = inspect.signature(fn).parameters.values()
+        return {p.name for p in params}, any(p.kind is p.VAR_KEYWORD for p in params)
+
+    taken, open_ended = named(build)
+    if open_ended:  # build(docs, **knobs) hands them on to build_streaming
+        stream = getattr(owner, "build_streaming", None)
+        if stream is None or named(stream)[1]:
+            return
+        taken |= named(stream)[0]
+    unknown = sorted(k for k in index_cfg if not str(k).startswith("_") and k not in taken)
+    if unknown:
+        hidden = {"docs", "blocks", "n_terms", "progress", "knobs", "cls"}
+        valid = ", ".join(sorted(taken - hidden))
+        raise ConfigError(
+            f"index.{unknown[0]}: not an option of index={index_cfg.get('name')}; valid: {valid}"
+        )
+
+
 def calibration_knobs(index_cfg: Any) -> tuple[str, ...]:
     """The search knobs ``calibrate.target_recall`` sets for this index config (the index
     class's ``calibration_knobs``; empty when it has none to calibrate)."""
@@ -260,6 +290,7 @@ def build_index(
     from irbench.runs.cache import get_or_build, is_complete
 
     record = record if record is not None else {}
+    check_index_keys(cfg.index)
     dataset = load_dataset(cfg)
     fingerprint = dataset.fingerprint()
     encoder = make_encoder(cfg)
@@ -831,6 +862,12 @@ def run(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[s
     return result.aggregate, {**objects, "calibration": stages["retrieve"].get("calibration")}
 
 
+def second_input_keys(message: str) -> str:
+    """``message`` with its config keys ``encoder.*`` / ``index.*`` named as set for the
+    second fused input (``fusion.second.encoder.*``); paths and names inside it untouched."""
+    return re.sub(r"(^|[\s(])(encoder|index)\.(?=[a-z_]+\b)", r"\1fusion.second.\2.", message)
+
+
 def run_fused(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], dict[str, Any]]:
     """Run this config's encoder/index and ``fusion.second``'s, each into a complete run
     directory under ``run_dir/inputs/``, then fuse the two runs and evaluate the result."""
@@ -869,7 +906,7 @@ def run_fused(cfg: Any, on_corrupt: str = "rebuild") -> tuple[dict[str, float], 
         except ConfigError as exc:  # name the key where the user set it
             text = str(exc)
             if n == 2:
-                text = re.sub(r"(?<![\w.])(encoder|index)\.", r"fusion.second.\1.", text)
+                text = second_input_keys(text)
             raise ConfigError(f"fused input {n}: {text}") from None
         inputs.append(Path(sub.run_dir))
     with stage(stages, "fuse") as info:

@@ -41,10 +41,14 @@ class Query(NamedTuple):
 def query_texts(queries: Iterable[Query | str]) -> list[str]:
     """The texts of ``queries``: :class:`Query` records (or ``(id, text)`` pairs) or plain
     strings, as a Python user may pass them to an encoder's ``encode_queries``."""
+    if isinstance(queries, str):
+        raise TypeError("give a list of queries, not one string (its characters would be queries)")
     texts = []
     for q in queries:
         if isinstance(q, str):
             texts.append(q)
+        elif isinstance(getattr(q, "text", None), str):  # Query, ir_datasets records...
+            texts.append(q.text)
         elif isinstance(q, tuple) and len(q) == 2 and isinstance(q[1], str):
             texts.append(q[1])
         else:

@@ -488,3 +488,11 @@ def test_queries_may_be_plain_strings_or_id_text_pairs() -> None:
     assert (enc.encode_queries([("q", "cat dog")]) != want).nnz == 0
     with pytest.raises(TypeError, match="a query must be"):
         enc.encode_queries([1])
+
+    class Record:  # e.g. an ir_datasets query: three fields and a .text
+        def __init__(self, query_id, text, extra):
+            self.query_id, self.text, self.extra = query_id, text, extra
+
+    assert (enc.encode_queries([Record("q", "cat dog", [])]) != want).nnz == 0
+    with pytest.raises(TypeError, match="not one string"):
+        enc.encode_queries("cat dog")

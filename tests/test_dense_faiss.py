@@ -590,3 +590,22 @@ def test_a_tie_across_the_kth_place_is_searched_only_as_deep_as_the_tie_group() 
     want_s, want_i = brute_force(q, docs, 10)
     np.testing.assert_array_equal(idx, want_i)
     assert idx[0].tolist() == [7, *range(100, 109)]
+
+
+def test_blas_threshold_nested_in_one_thread_does_not_wait_for_itself() -> None:
+    import threading
+
+    from irbench.index.faiss import blas_threshold
+
+    before = faiss.cvar.distance_compute_blas_threshold
+    done = threading.Event()
+
+    def nested() -> None:
+        with blas_threshold(5), blas_threshold(7):  # e.g. a search of another width inside
+            pass
+        done.set()
+
+    t = threading.Thread(target=nested, daemon=True)
+    t.start()
+    assert done.wait(5), "nested blas_threshold deadlocked"
+    assert faiss.cvar.distance_compute_blas_threshold == before

@@ -270,3 +270,24 @@ def test_a_fused_inputs_config_error_names_the_key_under_fusion(beir_dir, workdi
 @pytest.mark.parametrize("command", ["index", "retrieve"])
 def test_index_and_retrieve_refuse_a_fused_config(beir_dir, workdir, command):
     one_error_line(invoke(command, *local(beir_dir, "fusion=rrf")), f"irbench {command}", "run")
+
+
+def test_an_unknown_index_option_is_refused_before_encoding(beir_dir, workdir):
+    result = invoke("run", *local(beir_dir, "index=numba_approx", "+index.n_posting=0"))
+    one_error_line(result, "index.n_posting", "n_postings")
+    assert not (workdir / "runs" / ".cache" / "index").exists()
+
+
+def test_a_sweep_of_index_with_fusion_is_one_line(beir_dir, workdir):
+    result = invoke("index", "-m", *local(beir_dir, "fusion=rrf", "encoder.k1=0.9,1.2"))
+    assert result.exit_code == 2 and "fusion= combines two" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_the_fused_key_rewrite_leaves_paths_alone():
+    from irbench.pipeline import second_input_keys
+
+    text = "encoder.backbone: model folder '/m/index.bert' does not exist (models/encoder.v2)"
+    got = second_input_keys(text)
+    assert got.startswith("fusion.second.encoder.backbone:") and "'/m/index.bert'" in got
+    assert "(models/encoder.v2)" in got

@@ -418,3 +418,20 @@ def test_runs_judged_on_other_qrels_are_left_out_with_a_note(runs):
     assert "alpha" not in splade.cells and "beta" in splade.cells
     assert any(str(odd) in n and "other qrels" in n for n in lb.notes)
     assert splade.mean is None  # not on every dataset any more
+
+
+def test_the_baselines_qrels_win_over_a_majority_of_other_qrels(runs):
+    for name in ("splade.numba", "bm25-k1.2.numba"):  # two systems outvote the baseline
+        folder = runs / "alpha" / name
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["dataset"]["fingerprint"]["qrels"] = "alpha-qrels-cut"
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    lb = build([runs], baseline="bm25.numba")
+    cells = {r.name: set(r.cells) for r in lb.rows}
+    base = next(r for r in lb.rows if r.baseline)
+    assert "alpha" in base.cells
+    assert all("alpha" not in c for n, c in cells.items() if n != base.name)
+    assert sum("other qrels than the baseline's" in n for n in lb.notes) == 2
+    # without a baseline the two systems that agree win
+    lb = build([runs])
+    assert sum("alpha" in r.cells for r in lb.rows) == 2

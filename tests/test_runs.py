@@ -109,6 +109,9 @@ def test_written_scores_read_back_as_the_same_float32_values(tmp_path):
     write_run(tmp_path / "r.trec", [("q", ranked)], "t")
     back = read_run(tmp_path / "r.trec")["q"]
     assert [np.float32(back[d]) for d, _ in ranked] == [np.float32(s) for _, s in ranked]
+    fused = [0.032266458495966696, 0.0322664584959667]  # float64 RRF sums: exact too
+    write_run(tmp_path / "f.trec", [("q", [("a", fused[0]), ("b", fused[1])])], "x")
+    assert list(read_run(tmp_path / "f.trec")["q"].values()) == fused
     write_run(tmp_path / "t.trec", [("q", [("a", 0.9000004), ("b", 0.9000001)])], "x")
     rr = evaluate(read_run(tmp_path / "t.trec"), [Qrel("q", "a", 1)], ["RR"]).aggregate["RR"]
     assert rr == 1.0

@@ -66,6 +66,7 @@ _blas_cond = threading.Condition()
 _blas_users = 0  # searches inside blas_threshold() now
 _blas_value = 0  # the value they run with
 _blas_saved = 0  # the setting before the first of them
+_blas_local = threading.local()  # this thread's depth inside blas_threshold()
 
 
 @contextlib.contextmanager
@@ -74,25 +75,32 @@ def blas_threshold(value: int) -> Iterator[None]:
     ``value`` while the block runs. Safe across threads: searches asking for the same value
     run together (the first saves the setting, the last restores it); one asking for
     another value waits until they are done, so that no search's distances (BLAS or not,
-    which differ in the last bits) depend on what another thread runs."""
+    which differ in the last bits) depend on what another thread runs. A thread already
+    inside keeps the value it holds (no self-deadlock when nested)."""
     global _blas_users, _blas_value, _blas_saved
     value = int(value)
-    with _blas_cond:
-        while _blas_users and _blas_value != value:
-            _blas_cond.wait()
-        if _blas_users == 0:
-            _blas_saved = faiss.cvar.distance_compute_blas_threshold
-            faiss.cvar.distance_compute_blas_threshold = value
-            _blas_value = value
-        _blas_users += 1
+    nested = getattr(_blas_local, "depth", 0) > 0
+    entered = False
     try:
+        with _blas_cond:
+            while not nested and _blas_users and _blas_value != value:
+                _blas_cond.wait()
+            if _blas_users == 0:
+                _blas_saved = faiss.cvar.distance_compute_blas_threshold
+                faiss.cvar.distance_compute_blas_threshold = value
+                _blas_value = value
+            _blas_users += 1
+            entered = True
+        _blas_local.depth = getattr(_blas_local, "depth", 0) + 1
         yield
     finally:
-        with _blas_cond:
-            _blas_users -= 1
-            if _blas_users == 0:
-                faiss.cvar.distance_compute_blas_threshold = _blas_saved
-                _blas_cond.notify_all()
+        if entered:
+            _blas_local.depth -= 1
+            with _blas_cond:
+                _blas_users -= 1
+                if _blas_users == 0:
+                    faiss.cvar.distance_compute_blas_threshold = _blas_saved
+                    _blas_cond.notify_all()
 
 
 def _one_line(exc: BaseException | None) -> str:

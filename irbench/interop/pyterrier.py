@@ -104,10 +104,11 @@ class IrbenchIndex:
         """The index, encoder and doc ids; calibrated as ``irbench run`` does when the config
         asks for a recall target (the cached calibration, or calibrated now)."""
         if self._handle is None:
-            from irbench.pipeline import build_index, calibrate_search
+            from irbench.pipeline import build_index, calibrate_search, check_calibration
 
             handle = build_index(self.cfg)
-            calibrate_search(self.cfg, handle, list(self._dataset().queries_iter()))
+            if check_calibration(self.cfg) is not None:
+                calibrate_search(self.cfg, handle, list(self._dataset().queries_iter()))
             self._handle = handle
         return self._handle
 

@@ -212,30 +212,39 @@ def _qrels_fingerprint(run: RunDir) -> str | None:
     return ((run.manifest.get("dataset") or {}).get("fingerprint") or {}).get("qrels")
 
 
-def _same_qrels(runs: list[RunDir], notes: list[str]) -> list[RunDir]:
-    """The runs of each dataset evaluated on the same qrels: the qrels most of its runs used
-    (the first in path order on a tie); the others are left out with a note, since their
-    values and per-query tests would not be comparable. Runs that record no qrels
-    fingerprint are kept."""
+def _same_qrels(
+    by_key: dict[str, dict[str, RunDir]],
+    names: dict[str, str],
+    baseline: str | None,
+    notes: list[str],
+) -> None:
+    """Keep, per dataset, the runs evaluated on one qrels: the baseline's when it has a run
+    there, else those most systems used (the first system's on a tie). Other runs are left
+    out with a note, since their values and per-query tests would not compare; runs that
+    record no qrels fingerprint are kept."""
     from collections import Counter
 
-    kept = []
-    by_dataset: dict[str, Counter] = {}
-    for run in runs:
-        fp = _qrels_fingerprint(run)
-        if fp is not None:
-            by_dataset.setdefault(run.dataset, Counter())[fp] += 1
-    for run in runs:
-        fp = _qrels_fingerprint(run)
-        counts = by_dataset.get(run.dataset)
-        if fp is not None and counts is not None and fp != counts.most_common(1)[0][0]:
-            notes.append(
-                f"{run.path} was evaluated on other qrels than the other runs on {run.dataset} "
-                "(fingerprints differ); left out"
-            )
+    base_key = None
+    if baseline:
+        rows = [Row(names[k], k, slot) for k, slot in by_key.items()]
+        base_key = _resolve_baseline(baseline, rows).key
+    datasets = {ds for slot in by_key.values() for ds in slot}
+    for ds in sorted(datasets):
+        prints = {k: _qrels_fingerprint(slot[ds]) for k, slot in by_key.items() if ds in slot}
+        known = [fp for fp in prints.values() if fp is not None]
+        if len(set(known)) < 2:
             continue
-        kept.append(run)
-    return kept
+        chosen = prints.get(base_key) if base_key in prints else None
+        if chosen is None:
+            chosen = Counter(known).most_common(1)[0][0]  # Counter keeps first-seen order
+        for key, fp in prints.items():
+            if fp is not None and fp != chosen:
+                run = by_key[key].pop(ds)
+                notes.append(
+                    f"{run.path} was evaluated on other qrels than "
+                    + ("the baseline's" if base_key in prints else "most systems'")
+                    + f" on {ds} (fingerprints differ); left out"
+                )
 
 
 def build(
@@ -262,7 +271,6 @@ def build(
         )
     runs = [load_run_dir(d) for d in dirs]
     notes: list[str] = []
-    runs = _same_qrels(runs, notes)
     descriptions: dict[str, dict[str, Any]] = {}
     by_key: dict[str, dict[str, RunDir]] = {}
     for run in runs:
@@ -278,6 +286,7 @@ def build(
         else:
             slot[ds] = run
     names = system_names(descriptions)
+    _same_qrels(by_key, names, baseline, notes)
     all_datasets = sorted({ds for slot in by_key.values() for ds in slot})
     if datasets:
         unknown = [d for d in datasets if d not in all_datasets]

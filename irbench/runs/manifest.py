@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -50,10 +51,13 @@ def git_state() -> dict[str, Any] | None:
             "dirty": bool(dirty.stdout.strip()),
         }
         if state["dirty"]:  # which uncommitted changes: a hash of the diff against HEAD
-            diff = subprocess.run(
-                ["git", "-C", str(root), "diff", "HEAD"], capture_output=True, timeout=10
-            )
-            state["diff_sha256"] = hashlib.sha256(diff.stdout).hexdigest()
+            with contextlib.suppress(OSError, subprocess.SubprocessError):
+                diff = subprocess.run(
+                    ["git", "-C", str(root), "diff", "--no-ext-diff", "--no-textconv",
+                     "--no-color", "--binary", "HEAD"],
+                    capture_output=True, timeout=10,
+                )  # fmt: skip
+                state["diff_sha256"] = hashlib.sha256(diff.stdout).hexdigest()
         return state
     except (OSError, subprocess.SubprocessError):
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -10,12 +11,19 @@ from irbench.errors import DataError
 from irbench.runs.atomic import atomic_open
 from irbench.types import ScoredDoc
 
+_F32 = struct.Struct("f")
+
 
 def format_score(score: float) -> str:
-    """9 significant digits: every float32 score reads back as itself, so the file ranks
-    the hits as irbench did (6 decimals made distinct dense scores equal, and evaluation
-    then reordered them by doc id)."""
-    return f"{score:.9g}"
+    """A score that reads back as itself, so the file ranks the hits as irbench did (6
+    decimals made distinct dense scores equal, and evaluation then reordered them by doc
+    id): 9 significant digits for a float32 value (the index scores), the shortest exact
+    form otherwise (fused float64 scores)."""
+    try:
+        is_f32 = _F32.unpack(_F32.pack(score))[0] == score
+    except (OverflowError, struct.error):
+        is_f32 = False
+    return f"{score:.9g}" if is_f32 else repr(float(score))
 
 
 def write_run(
