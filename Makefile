@@ -17,6 +17,7 @@ install:
 	if [ -n "$(TORCH_INDEX)" ] && $(PYTHON) -c "import urllib.request as u; u.urlopen('$(TORCH_INDEX)/torch/', timeout=10)" >/dev/null 2>&1; then \
 		$(PIP) install -q torch==$(TORCH_VERSION) --index-url $(TORCH_INDEX) || $(PIP) install -q torch==$(TORCH_VERSION); \
 	else \
+		[ -z "$(TORCH_INDEX)" ] || echo "note: $(TORCH_INDEX) did not answer (proxy or no network?); torch from the configured index"; \
 		$(PIP) install -q torch==$(TORCH_VERSION); \
 	fi
 	$(PIP) install -q -e '.[dev,bench]'
