@@ -291,3 +291,12 @@ def test_the_fused_key_rewrite_leaves_paths_alone():
     got = second_input_keys(text)
     assert got.startswith("fusion.second.encoder.backbone:") and "'/m/index.bert'" in got
     assert "(models/encoder.v2)" in got
+
+
+def test_a_splade_second_fused_input_takes_its_own_backbone():
+    from irbench.config import compose
+
+    cfg = compose(["fusion=rrf", "encoder@fusion.second.encoder=splade",
+                   "fusion.second.encoder.backbone=/models/x"])  # fmt: skip
+    second = cfg.fusion.second.encoder
+    assert second.query.backbone == second.doc.backbone == "/models/x"
