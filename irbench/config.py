@@ -160,11 +160,11 @@ def validate(cfg: Any) -> None:
 
     def integer(key: str, low: int | None, what: str) -> None:
         value = cfg.get(key)
-        if (
-            isinstance(value, bool)
-            or not isinstance(value, int)
-            or (low is not None and value < low)
-        ):
+        try:
+            config_int(value, key)
+        except ConfigError:
+            raise ConfigError(f"{key} must be {what}, got {value!r}") from None
+        if low is not None and value < low:
             raise ConfigError(f"{key} must be {what}, got {value!r}")
 
     integer("k", 1, "a positive integer")

@@ -290,6 +290,12 @@ def build_index(
     from irbench.runs.cache import get_or_build, is_complete
 
     record = record if record is not None else {}
+    if cfg.get("fusion"):  # run_fused builds each input with fusion unset
+        raise ConfigError(
+            "fusion= combines two encoders and indexes, but `irbench index` / `irbench retrieve` "
+            "work on one: use `irbench run` (it indexes and retrieves each input into "
+            "run_dir/inputs/)"
+        )
     check_index_keys(cfg.index)
     dataset = load_dataset(cfg)
     fingerprint = dataset.fingerprint()

@@ -70,8 +70,8 @@ class VectorSet:
     docnos: list[str]
     qids: list[str]
     qrels: list[tuple[str, str, int]] = field(default_factory=list)
-    #: what the term ids mean (e.g. ``splade:<model>``; a BM25 vocabulary is its corpus's);
-    #: "" when unknown. Sets with different known term spaces do not concatenate.
+    #: what the term ids mean ("a 30522-term tokenizer vocabulary"; a BM25 vocabulary is its
+    #: corpus's own); "" when unknown. Sets of different known term spaces do not concatenate.
     term_space: str = ""
 
     def __post_init__(self):

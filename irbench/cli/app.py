@@ -35,15 +35,6 @@ def _compose(overrides: list[str] | None):
     return compose(overrides or [])
 
 
-def _refuse_fusion(cfg, command: str) -> None:
-    """`irbench index` / `retrieve` work on one encoder and index; a fused config has two."""
-    if cfg.get("fusion"):
-        fail(
-            f"irbench {command} takes one encoder and index; fusion= combines two: use "
-            "`irbench run` (it indexes and retrieves each input into run_dir/inputs/)"
-        )
-
-
 def _print_metrics(cfg, metrics: dict[str, float], title: str) -> None:
     from irbench.progress import console
     from irbench.report.tables import metrics_table
@@ -97,7 +88,6 @@ def index(overrides: Overrides = None, multirun: Multirun = False) -> None:
     from irbench.runs.manifest import stage
 
     cfg = _compose(overrides)
-    _refuse_fusion(cfg, "index")
     seed_everything(int(cfg.seed))
     stages: dict = {}
     details: dict = {}
@@ -132,7 +122,6 @@ def retrieve(overrides: Overrides = None) -> None:
     from irbench.runs.manifest import stage
 
     cfg = _compose(overrides)
-    _refuse_fusion(cfg, "retrieve")
     stages: dict = {}
     details: dict = {}
     handle = build_index(cfg, details, require_cached=True)

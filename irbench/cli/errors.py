@@ -50,11 +50,7 @@ def handle_errors(fn: F) -> F:
                 print(f"irbench: {exc}", file=sys.stderr)
                 return None
             fail(str(exc).replace("\n", " "), exc.exit_code)
-        except FileNotFoundError as exc:
-            if os.environ.get("IRBENCH_DEBUG"):
-                raise
-            fail(f"{exc.filename}: no such file or directory")
-        except OSError as exc:  # a folder where a file goes, no permission, read-only, full disk
+        except OSError as exc:  # missing, a folder where a file goes, no permission, read-only...
             import errno
 
             if exc.errno == errno.EPIPE:  # output piped into `head`: stop quietly

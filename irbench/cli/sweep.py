@@ -89,14 +89,6 @@ def _task(cfg: Any) -> float | None:
         if os.environ.get(SWEEP_STAGE_ENV) == "index":
             from irbench.pipeline import build_index
 
-            if cfg.get("fusion"):
-                from irbench.errors import ConfigError
-
-                raise ConfigError(
-                    "irbench index takes one encoder and index; fusion= combines two: use "
-                    "`irbench run -m` (it indexes each input into run_dir/inputs/)"
-                )
-
             handle = build_index(cfg)
             return {"docs": float(len(handle.docnos))}
         metrics, _ = run(cfg)

@@ -68,13 +68,14 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _stamp(st: os.stat_result) -> dict[str, int]:
+def file_stamp(st: os.stat_result) -> dict[str, int]:
+    """What tells a file's versions apart without reading it (the memo's validity key)."""
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "ctime_ns": st.st_ctime_ns,
             "inode": st.st_ino}  # fmt: skip
 
 
 def file_fingerprint(path: str | Path) -> str:
-    """sha256 hex of the file's bytes, memoised on the path and its :func:`_stamp`."""
+    """sha256 hex of the file's bytes, memoised on the path and its :func:`file_stamp`."""
     path = Path(path).expanduser()
     try:
         st = path.stat()
@@ -87,7 +88,7 @@ def file_fingerprint(path: str | Path) -> str:
     key = os.path.abspath(path)
     memo = memo_path()
     entry = _load(memo).get(key)
-    stamp = _stamp(st)
+    stamp = file_stamp(st)
     if (
         isinstance(entry, dict)
         and all(entry.get(k) == v for k, v in stamp.items())
@@ -96,7 +97,7 @@ def file_fingerprint(path: str | Path) -> str:
         return entry["sha256"]
     digest = sha256_file(path)
     with contextlib.suppress(OSError):
-        if _stamp(path.stat()) != stamp:
+        if file_stamp(path.stat()) != stamp:
             return digest  # changed while hashing: do not memoise
     data = _load(memo)  # reload: another process may have added entries meanwhile
     data.pop(key, None)

@@ -131,16 +131,15 @@ def model_fingerprint(backbone: str, key: str = "encoder.backbone") -> str:
         for p in folder.iterdir()
         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _MODEL_SUFFIXES
     )
-    stats = []
-    for p in files:
-        st = p.stat()
-        stats.append((p.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino))
-    return _folder_digest(str(folder), tuple(stats))
+    from irbench.data.fingerprint import file_stamp
+
+    stats = tuple((p.name, *file_stamp(p.stat()).values()) for p in files)
+    return _folder_digest(str(folder), stats)
 
 
 @functools.lru_cache(maxsize=64)
-def _folder_digest(folder: str, stats: tuple[tuple[str, int, int, int, int], ...]) -> str:
-    from irbench.data.fingerprint import file_fingerprint  # memo on path, size, times, inode
+def _folder_digest(folder: str, stats: tuple[tuple[Any, ...], ...]) -> str:
+    from irbench.data.fingerprint import file_fingerprint  # memo on the same file_stamp
 
     h = hashlib.sha256()
     for name, *_ in stats:

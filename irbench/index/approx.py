@@ -52,7 +52,7 @@ import scipy.sparse as sp
 from irbench.errors import CacheError, ConfigError
 from irbench.index import approx_kernels as ak
 from irbench.index import base, kernels
-from irbench.index.base import atomic_folder, check_finite, read_header, write_header
+from irbench.index.base import atomic_folder, read_header, write_header
 from irbench.types import RowBlocks
 
 FORMAT = 3  # 2: summaries stored component-major per posting list; 3: packed forward rows
@@ -142,16 +142,6 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     v = np.asarray(a).view()
     v.flags.writeable = False
     return v
-
-
-def _canonical_queries(queries: Any) -> sp.csr_matrix:
-    """CSR with sorted, summed duplicate entries (a copy only when needed)."""
-    q = queries if sp.issparse(queries) and queries.format == "csr" else sp.csr_matrix(queries)
-    if not q.has_canonical_format:
-        q = q.copy()
-        q.sum_duplicates()
-    check_finite(q.data.astype(np.float32, copy=False), "query vectors")
-    return q
 
 
 def _check_knobs(cfg: dict[str, Any]) -> None:
@@ -597,7 +587,7 @@ class ApproxIndex:
         k = int(k)
         if k < 0:
             raise ConfigError(f"k={k}: must be >= 0")
-        q = _canonical_queries(queries)
+        q = base.canonical_queries(queries)
         nq = int(q.shape[0])
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
         out_d = np.full((nq, k), -1, dtype=np.int64)
@@ -670,7 +660,7 @@ class ApproxIndex:
         hf = float(self.cfg["heap_factor"] if heap_factor is None else heap_factor)
         st = int(self.cfg["sorted_terms"] if sorted_terms is None else sorted_terms)
         _check_knobs({**self.cfg, "query_cut": qc, "heap_factor": hf, "sorted_terms": st})
-        q = _canonical_queries(queries)
+        q = base.canonical_queries(queries)
         nq = int(q.shape[0])
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
         out_d = np.full((nq, k), -1, dtype=np.int64)

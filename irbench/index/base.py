@@ -63,6 +63,16 @@ def check_finite(values: Any, what: str) -> None:
         raise DataError(f"{what} hold NaN or infinite weights; check the encoder's output")
 
 
+def canonical_queries(queries: Any) -> Any:
+    """Query vectors as :func:`canonical_csr`, checked to be finite as float32 (the indexes
+    score in float32, where a huge float64 weight becomes infinite)."""
+    import numpy as np
+
+    q = canonical_csr(queries)
+    check_finite(q.data.astype(np.float32, copy=False), "query vectors")
+    return q
+
+
 def row_blocks(docs: Any) -> RowBlocks:
     """``docs`` as :class:`~irbench.types.RowBlocks`: as is, or a doc matrix as one canonical
     CSR block."""
@@ -241,9 +251,9 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a sibling temp folder ``<path>.tmp-<pid>``; on success move it to ``path``.
 
     ``path`` must be new, an empty folder or an index folder (``header.json``): anything else
-    is a ConfigError, never replaced. An existing index is first renamed aside (``<path>.old-<pid>``) and deleted only after
-    the new folder is in place, so ``path`` holds either the old or the new complete folder,
-    never a half-written one. On an exception the temp folder is removed and ``path`` is
+    is a ConfigError, never replaced. An existing index is first renamed aside
+    (``<path>.old-<pid>``) and deleted only after the new folder is in place, so ``path`` holds
+    either the old or the new complete folder, never a half-written one. On an exception the temp folder is removed and ``path`` is
     left untouched. No fsync: this guards against crashes of the process, not of the machine.
     """
     path = Path(path)

@@ -306,10 +306,7 @@ class NumbaIndex:
         k = int(k)
         if k < 0:
             raise ConfigError(f"k={k}: must be >= 0")
-        q = queries if base.is_csr(queries) else sp.csr_matrix(queries)
-        if not q.has_canonical_format:
-            q = q.copy()
-            q.sum_duplicates()
+        q = base.canonical_queries(queries)
         nq = int(q.shape[0])
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
         out_d = np.full((nq, k), -1, dtype=np.int64)
@@ -318,7 +315,6 @@ class NumbaIndex:
         q_indptr = q.indptr.astype(np.int64, copy=False)
         q_indices = q.indices.astype(np.int64, copy=False)
         q_data = q.data.astype(np.float32, copy=False)
-        base.check_finite(q_data, "query vectors")
 
         n_threads = base.resolve_threads(threads)
         n_workers = min(n_threads, nq)

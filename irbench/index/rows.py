@@ -1,8 +1,9 @@
 """Numba pass over search results: padding marked and row order checked in one sweep.
 
 Used by :class:`irbench.index.faiss.FaissIndex`, whose rows come from FAISS best first but with
-ties in arbitrary order and its own padding values; the numpy version of this check made up
-to a fifth of a fast IVF search's time at k = 1000.
+ties in arbitrary order and its own padding values. The numpy version of this check made up
+to a fifth of a fast IVF search's time at k = 1000 (an ad hoc micro-benchmark; the end-to-end
+effect is what ``irbench bench dense`` measures, docs/benchmarks.md "Dense search").
 """
 
 from __future__ import annotations

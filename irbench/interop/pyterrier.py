@@ -10,8 +10,8 @@ The retriever runs :func:`irbench.pipeline.search` on the index that
 :func:`irbench.pipeline.build_index` builds or finds in the cache for the config, so its
 results are those of ``irbench run`` with the same config: same encoder, index, ``k``, BEIR
 self-hit rule and, with ``calibrate.target_recall``, the same calibrated search setting. A
-fused run (``fusion=...``) has two indexes: open each input's run directory instead. Output frames have PyTerrier's columns ``qid, query, docno, score, rank``
-(rank from 0) and compose with other transformers (``>>``, ``%``, ``+``).
+fused run (``fusion=...``) has two indexes: open each input's run directory instead. Output
+frames have PyTerrier's columns ``qid, query, docno, score, rank`` (rank from 0) and compose with other transformers (``>>``, ``%``, ``+``).
 """
 
 from __future__ import annotations
