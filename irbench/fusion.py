@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -53,11 +54,21 @@ def normalize(hits: Mapping[str, float], norm: str) -> dict[str, float]:
     raise ConfigError(f"unknown normalisation '{norm}'; choose one of: {', '.join(NORMS)}")
 
 
+def _number(value: Any, key: str, integral: bool = False) -> Any:
+    """``value`` if it is a number (an integer where ``integral``), else a ConfigError naming
+    ``key``: a string such as ``"60"`` or a bool is a mistake, not a number."""
+    kind = numbers.Integral if integral else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        what = "an integer" if integral else "a number"
+        raise ConfigError(f"{key} must be {what}, got {value!r}")
+    return value
+
+
 def _weights(n: int, method: str, alpha: float, weights: Sequence[float] | None) -> list[float]:
     if weights is not None:
         if len(weights) != n:
             raise ConfigError(f"{len(weights)} weights for {n} runs; give one weight per run")
-        return [float(w) for w in weights]
+        return [float(_number(w, "weights")) for w in weights]
     if method == "rrf":
         return [1.0] * n
     if n != 2:
@@ -65,7 +76,7 @@ def _weights(n: int, method: str, alpha: float, weights: Sequence[float] | None)
             f"interpolation of {n} runs needs one weight per run (weights=...); "
             "alpha applies to exactly two runs"
         )
-    if not 0.0 <= alpha <= 1.0:
+    if not 0.0 <= _number(alpha, "alpha") <= 1.0:
         raise ConfigError(f"alpha must lie in [0, 1], got {alpha}")
     return [float(alpha), 1.0 - float(alpha)]
 
@@ -90,9 +101,9 @@ def fuse_runs(
         raise ConfigError(f"unknown normalisation '{norm}'; choose one of: {', '.join(NORMS)}")
     if not runs:
         raise ConfigError("fusion needs at least one run")
-    if int(k) < 1:
+    if _number(k, "k", integral=True) < 1:
         raise ConfigError(f"k must be a positive integer, got {k}")
-    if method == "rrf" and rrf_k < 0:
+    if method == "rrf" and _number(rrf_k, "rrf_k") < 0:
         raise ConfigError(f"rrf_k must be >= 0, got {rrf_k}")
     w = _weights(len(runs), method, alpha, weights)
     qids: dict[str, None] = {}

@@ -327,6 +327,8 @@ def test_bad_factory_and_inputs() -> None:
         index.search(np.zeros((2, 5), np.float32), 3)
     s, i = index.search(q, 0)
     assert s.shape == i.shape == (3, 0)
+    with pytest.raises(ConfigError, match="k must be a non-negative integer"):
+        index.search(q, 1.5)
     s, i = FaissIndex.build(np.zeros((0, 8), np.float32)).search(q, 4)
     assert (i == -1).all() and np.isneginf(s).all()
 

@@ -84,6 +84,11 @@ def test_cutoff_weights_and_errors():
         fuse_runs([A, B], method="interpolate", norm="rank")
     with pytest.raises(ConfigError, match="alpha"):
         fuse_runs([A, B], method="interpolate", alpha=1.5)
+    for bad in ({"rrf_k": "60"}, {"k": 2.5}, {"k": True}, {"weights": ["1", 1]}):
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))} must be"):
+            fuse_runs([A, B], **bad)
+    with pytest.raises(ConfigError, match="alpha must be a number"):
+        fuse_runs([A, B], method="interpolate", alpha="0.5")
 
 
 def test_fuse_cli_writes_a_deterministic_trec_run(tmp_path):

@@ -556,6 +556,9 @@ def test_empty_inputs_and_bad_knobs():
         full.search(ones, 2, sorted_terms=-2)
     with pytest.raises(ConfigError):
         full.search(ones, -1)
+    for search in (full.search, full.exact_search):
+        with pytest.raises(ConfigError, match="k must be a non-negative integer"):
+            search(ones, 2.5)
 
 
 def test_negative_and_zero_query_weights_are_ignored():

@@ -275,6 +275,10 @@ def test_progress_and_bad_arguments():
         NumbaIndex.build(docs, quantize="int4")
     with pytest.raises(ConfigError):
         index.search(docs[:2], -1)
+    for bad in (2.7, "3", True, None):  # refused, not truncated or coerced
+        with pytest.raises(ConfigError, match="k must be a non-negative integer"):
+            index.search(docs[:2], bad)
+    assert index.search(docs[:2], np.int64(3))[1].shape == (2, 3)  # numpy ints are ints
 
 
 @pytest.mark.parametrize("quantize", [None, "uint8", "uint16"])

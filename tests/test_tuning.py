@@ -196,6 +196,11 @@ def test_calibration_rejects_bad_arguments(pruned, corpus):
         calibrate_approx(pruned, queries, 0, 0.9)
     with pytest.raises(ConfigError, match="at least one query"):
         calibrate_approx(pruned, queries[:0], 10, 0.9)
+    with pytest.raises(ConfigError, match="k must be a non-negative integer"):
+        calibrate_approx(pruned, queries, 10.5, 0.9)
+    exact = NumbaIndex.build(corpus[0])
+    with pytest.raises(ConfigError, match="calibrate_approx needs ApproxIndex, got NumbaIndex"):
+        calibrate_approx(exact, queries, 10, 0.9)
 
 
 def test_cut_ladder_drops_cuts_that_take_every_term():
@@ -383,6 +388,11 @@ def test_faiss_calibration_misses_and_refuses_cleanly(dense):
         calibrate_faiss(FaissIndex.build(docs, factory="Flat"), queries, 10, 0.9)
     with pytest.raises(ConfigError, match="target_recall"):
         calibrate_faiss(index, queries, 10, 0.0)
+    approx = ApproxIndex.build(sp.csr_matrix(np.abs(docs)))
+    with pytest.raises(
+        ConfigError, match="needs FaissIndex, got ApproxIndex; use calibrate_approx"
+    ):
+        calibrate_faiss(approx, queries, 10, 0.9)
 
 
 @pytest.mark.parametrize(

@@ -584,9 +584,7 @@ class ApproxIndex:
         same rows. The recall reference of :func:`irbench.index.tuning.calibrate_approx`; one pass
         over the forward index per 16 queries. Like :meth:`search` it ignores query weights
         <= 0 (it is exact for the vectors the index searches, not for negative weights)."""
-        k = int(k)
-        if k < 0:
-            raise ConfigError(f"k={k}: must be >= 0")
+        k = base.search_k(k)
         q = base.canonical_queries(queries)
         nq = int(q.shape[0])
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
@@ -653,9 +651,7 @@ class ApproxIndex:
         With ``return_work``, a third array ``int64 [nq, len(WORK_COLUMNS)]`` counts what
         each query read (:data:`WORK_COLUMNS`); it does not depend on ``threads``.
         """
-        k = int(k)
-        if k < 0:
-            raise ConfigError(f"k={k}: must be >= 0")
+        k = base.search_k(k)
         qc = int(self.cfg["query_cut"] if query_cut is None else query_cut)
         hf = float(self.cfg["heap_factor"] if heap_factor is None else heap_factor)
         st = int(self.cfg["sorted_terms"] if sorted_terms is None else sorted_terms)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import numbers
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -52,6 +53,16 @@ def canonical_csr(docs: Any) -> Any:
         docs = docs.copy()
         docs.sum_duplicates()
     return docs
+
+
+def search_k(k: Any) -> int:
+    """``k`` as a non-negative int; a ConfigError for anything else. A float such as 2.7, a
+    string or a bool is refused rather than truncated."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+        raise ConfigError(f"k must be a non-negative integer, got {k!r}")
+    if k < 0:
+        raise ConfigError(f"k={k}: must be >= 0")
+    return int(k)
 
 
 def check_finite(values: Any, what: str) -> None:

@@ -41,7 +41,7 @@ import faiss
 import numpy as np
 
 from irbench.errors import CacheError, ConfigError
-from irbench.index.base import atomic_folder, check_finite, read_header, write_header
+from irbench.index.base import atomic_folder, check_finite, read_header, search_k, write_header
 from irbench.types import DenseBlocks
 
 FORMAT = 1
@@ -544,9 +544,7 @@ class FaissIndex:
         desc, doc index asc), padded with -inf / -1. ``threads`` > 0 sets FAISS's OpenMP
         thread count for this call, 0 = all; ``params``: FAISS SearchParameters for this
         call (see :meth:`search_params`)."""
-        k = int(k)
-        if k < 0:
-            raise ConfigError(f"k={k}: must be >= 0")
+        k = search_k(k)
         q = np.ascontiguousarray(np.asarray(queries), dtype=np.float32)
         if q.ndim == 1:
             q = q[None, :]

@@ -303,9 +303,7 @@ class NumbaIndex:
         k docs match. Query columns >= ``n_terms`` are ignored. ``threads`` > 0 sets the
         numba thread count for this call (capped at ``NUMBA_NUM_THREADS``), 0 = all.
         """
-        k = int(k)
-        if k < 0:
-            raise ConfigError(f"k={k}: must be >= 0")
+        k = base.search_k(k)
         q = base.canonical_queries(queries)
         nq = int(q.shape[0])
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)

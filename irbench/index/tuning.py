@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from irbench.errors import ConfigError
 from irbench.index.approx import WORK_COLUMNS
+from irbench.index.base import search_k
 
 #: the ``return_work`` columns a setting's cost adds up
 _COST_COLUMNS = [WORK_COLUMNS.index("summary_entries"), WORK_COLUMNS.index("row_entries")]
@@ -132,6 +133,14 @@ def _cuts(queries: sp.csr_matrix, query_cuts: tuple[int, ...]) -> list[int]:
     return cuts
 
 
+def _check_index(index: Any, cls: type, name: str, other: str) -> None:
+    """A ConfigError when ``index`` is not the kind the calibration ``name`` tunes."""
+    if not isinstance(index, cls):
+        raise ConfigError(
+            f"{name} needs {cls.__name__}, got {type(index).__name__}; use {other} for it"
+        )
+
+
 def _check(target_recall: float, k: int, n_queries: int) -> None:
     if not 0 < float(target_recall) <= 1:
         raise ConfigError(f"target_recall={target_recall}: give a fraction in (0, 1]")
@@ -175,7 +184,10 @@ def calibrate_approx(
     -1 padded) is the reference top-k, computed by brute force when None. The index is
     not changed: apply the result with ``index.configure(**calibration.knobs)``.
     """
-    k = int(k)
+    from irbench.index.approx import ApproxIndex
+
+    _check_index(index, ApproxIndex, "calibrate_approx", "calibrate_faiss (index=faiss)")
+    k = search_k(k)
     queries = sp.csr_matrix(queries)
     _check(target_recall, k, queries.shape[0])
     if exact is None:
@@ -234,7 +246,10 @@ def calibrate_faiss(
     probed lists only grow; nearly so of ``ef_search``). Cost is the distances computed per
     query. The index is not changed: apply the result with ``index.configure(**knobs)``.
     """
-    k = int(k)
+    from irbench.index.faiss import FaissIndex
+
+    _check_index(index, FaissIndex, "calibrate_faiss", "calibrate_approx (index=numba_approx)")
+    k = search_k(k)
     queries = np.asarray(queries, dtype=np.float32)
     if queries.ndim == 1:
         queries = queries[None, :]
