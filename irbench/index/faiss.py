@@ -52,16 +52,15 @@ _PAD = np.float32(-3.0e38)  # FAISS marks missing hits with -FLT_MAX (ip) / +FLT
 ADD_BATCH = 1 << 16
 #: the largest ``ef_search`` calibration tries (or k, when larger)
 EF_SEARCH_MAX = 4096
-#: query batches from this many queries on compute flat distances (exhaustive indexes, IVF
-#: coarse quantizers) with one BLAS matrix product rather than one query at a time. FAISS
-#: 1.15 switches only at queries x dim >= 128,000 (333 queries at dim 384), and its
-#: one-at-a-time path is 3-22x slower per query from 4-8 queries on (an ad hoc sweep on this
-#: project's 2-core machine, 5k-200k docs, d 64-384; the end-to-end effect is measured by
-#: ``irbench bench dense``, docs/benchmarks.md "Dense search")
-BLAS_MIN_QUERIES = 8
-#: FAISS >= 1.15 compares queries x dim with ``distance_compute_blas_threshold`` (default
-#: 128,000); older versions compare the query count (default 20)
-_BLAS_PER_FLOAT = int(faiss.cvar.distance_compute_blas_threshold) >= 1000
+#: ``distance_compute_blas_threshold`` during searches: 0, so every batch, one query
+#: included, computes flat distances (exhaustive indexes, IVF coarse quantizers) with one BLAS
+#: matrix product. FAISS's default (queries x dim >= 128,000 in 1.15; 333 queries at dim 384)
+#: scans the docs once per query below it, which is 3-22x slower per query from 4-8 queries
+#: on (an ad hoc sweep on this project's 2-core machine, 5k-200k docs, d 64-384) and gives
+#: distances that differ in the last bits, so a query's scores and tie order would depend on
+#: the batch it was searched in (the last, short batch of a run; one query at a time from
+#: PyTerrier). With BLAS always, batches of 1 to 300 queries give identical rows (tested).
+BLAS_THRESHOLD = 0
 _blas_cond = threading.Condition()
 _blas_users = 0  # searches inside blas_threshold() now
 _blas_value = 0  # the value they run with
@@ -564,8 +563,8 @@ class FaissIndex:
         old = faiss.omp_get_max_threads()
         if threads and threads > 0:
             faiss.omp_set_num_threads(int(threads))
-        try:  # BLAS counts the input's width: after a PCA/OPQ reduction it switches a bit later
-            with blas_threshold(BLAS_MIN_QUERIES * (self.dim if _BLAS_PER_FLOAT else 1)):
+        try:
+            with blas_threshold(BLAS_THRESHOLD):
                 if not self._exhaustive:
                     s, d = self._raw_search(q, min(k, n), params)
                     if s.shape[1] == k:
