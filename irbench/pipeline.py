@@ -145,6 +145,9 @@ def check_index_keys(index_cfg: Any) -> None:
         raise ConfigError(
             f"index.{unknown[0]}: not an option of index={index_cfg.get('name')}; valid: {valid}"
         )
+    check_options = getattr(owner, "check_options", None)
+    if check_options is not None:  # types and ranges, where the index class can tell them
+        check_options({str(k): index_cfg[k] for k in index_cfg if not str(k).startswith("_")})
 
 
 def calibration_knobs(index_cfg: Any) -> tuple[str, ...]:

@@ -177,6 +177,7 @@ class Index(Protocol):
         """Top-k per query: ``(scores float32 [nq, k], doc_idx int64 [nq, k])``.
 
         Rows are sorted by score descending, ties by doc index ascending; rows with fewer
-        than k matching docs are padded with index -1 and score -inf.
+        than k matching (or, for approximate indexes, reached) docs are padded with index -1
+        and score -inf.
         """
         ...

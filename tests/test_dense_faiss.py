@@ -313,7 +313,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 def test_bad_factory_and_inputs() -> None:
     d, q = int_data(100, 3)
-    for bad in ("Foo12", "PQ3", "IVF500,Flat", ""):
+    for bad in ("Foo12", "PQ3", "IVF500,Flat", "", "IDMap,Flat", "Flat,IDMap"):
         with pytest.raises(ConfigError, match="index.factory") as err:
             FaissIndex.build(d, factory=bad)
         assert "\n" not in str(err.value)
@@ -329,6 +329,10 @@ def test_bad_factory_and_inputs() -> None:
     assert s.shape == i.shape == (3, 0)
     with pytest.raises(ConfigError, match="k must be a non-negative integer"):
         index.search(q, 1.5)
+    index.configure(nprobe=np.int64(2), ef_search=np.int32(8))  # numpy ints are ints
+    assert (index.nprobe, index.ef_search) == (2, 8)
+    with pytest.raises(ConfigError, match="index.nprobe"):
+        index.configure(nprobe=2.5)
     s, i = FaissIndex.build(np.zeros((0, 8), np.float32)).search(q, 4)
     assert (i == -1).all() and np.isneginf(s).all()
 

@@ -528,6 +528,22 @@ def test_too_large_vocabulary_is_a_config_error():
         pack_layout(2**24 + 1, 1.0)
 
 
+def test_tiny_weights_are_refused_or_searched_exactly():
+    """Below MIN_MAX_WEIGHT the float32 bound units turn subnormal and a bound fell below a
+    doc's score (1-2 of 30 rows differed from exact under the exactness settings)."""
+    from irbench.index.approx import MIN_MAX_WEIGHT
+
+    rng = np.random.default_rng(3)
+    docs, queries = clustered(rng, 600, 200, nnz=20, n_queries=30)
+    with pytest.raises(DataError, match="rescale the vectors"):
+        ApproxIndex.build(docs * np.float32(MIN_MAX_WEIGHT / 10 / docs.data.max()))
+    small = (docs * np.float32(MIN_MAX_WEIGHT * 10 / docs.data.max())).tocsr()
+    got = ApproxIndex.build(small, **EXACT).search(queries, 10)
+    want = NumbaIndex.build(small).search(queries, 10)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+
+
 def test_empty_inputs_and_bad_knobs():
     docs = sp.csr_matrix((4, 6), dtype=np.float32)
     index = ApproxIndex.build(docs)
@@ -556,6 +572,16 @@ def test_empty_inputs_and_bad_knobs():
         full.search(ones, 2, sorted_terms=-2)
     with pytest.raises(ConfigError):
         full.search(ones, -1)
+    for knob in ({"query_cut": 2.7}, {"sorted_terms": True}, {"heap_factor": "0.9"}):
+        with pytest.raises(ConfigError, match=f"index.{next(iter(knob))}="):
+            full.search(ones, 2, **knob)
+        with pytest.raises(ConfigError, match=f"index.{next(iter(knob))}="):
+            full.configure(**knob)
+    for knob in ({"n_postings": 2.5}, {"max_fraction": float("inf")}, {"cluster_terms": "8"}):
+        with pytest.raises(ConfigError, match=f"index.{next(iter(knob))}="):
+            ApproxIndex.build(ones, **knob)
+    full.configure(query_cut=np.int64(3), heap_factor=1)  # numpy ints and int factors are fine
+    assert full.cfg["query_cut"] == 3 and full.cfg["heap_factor"] == 1.0
     for search in (full.search, full.exact_search):
         with pytest.raises(ConfigError, match="k must be a non-negative integer"):
             search(ones, 2.5)

@@ -519,6 +519,21 @@ def test_non_finite_weights_are_data_errors_in_every_index(bad):
         FaissIndex.build(dense).search(np.full((1, 8), bad, np.float32), 3)
 
 
+def test_finite_weights_whose_products_overflow_are_a_data_error():
+    """inf - inf is NaN, which no order ranks (it sat at a different rank for each k)."""
+    from irbench.errors import DataError
+
+    docs = sp.csr_matrix(
+        np.array([[3e38, 3e38, 0], [1, 0, 0], [3e38, 0, 0], [0, 0, 1]], np.float32)
+    )
+    query = sp.csr_matrix(np.array([[2.0, -2.0, 0.0]], np.float32))
+    for k in (1, 4, 20):
+        with pytest.raises(DataError, match="overflow float32"):
+            NumbaIndex.build(docs).search(query, k)
+    s, d = NumbaIndex.build(docs).search(sp.csr_matrix(np.array([[2.0, 0, 0]], np.float32)), 3)
+    assert np.isposinf(s[0, :2]).all() and list(d[0]) == [0, 2, 1]  # inf ranks, ties by doc
+
+
 def test_a_misspelled_build_option_is_an_error_not_ignored():
     """`n_posting=0` must not quietly build a pruned index for a user who asked for an exact
     one (the builds took **kwargs and dropped unknown ones)."""

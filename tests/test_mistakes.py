@@ -278,6 +278,18 @@ def test_an_unknown_index_option_is_refused_before_encoding(beir_dir, workdir):
     assert not (workdir / "runs" / ".cache" / "index").exists()
 
 
+@pytest.mark.parametrize(
+    "override",
+    ["index.query_cut=abc", "index.query_cut=2.5", "index.n_postings=abc", "index.max_fraction=inf",
+     "index.heap_factor=true"],
+)  # fmt: skip
+def test_an_approx_knob_of_the_wrong_type_is_refused_before_encoding(beir_dir, workdir, override):
+    # these were tracebacks after encoding, or silently truncated (query_cut=2.5 ran with 2)
+    result = invoke("run", *local(beir_dir, "index=numba_approx", override))
+    one_error_line(result, override.split("=")[0])
+    assert not (workdir / "runs" / ".cache").exists()
+
+
 def test_a_sweep_of_index_with_fusion_is_one_line(beir_dir, workdir):
     result = invoke("index", "-m", *local(beir_dir, "fusion=rrf", "encoder.k1=0.9,1.2"))
     assert result.exit_code == 2 and "fusion= combines two" in result.output

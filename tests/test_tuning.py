@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from irbench.errors import ConfigError
+from irbench.errors import ConfigError, DataError
 from irbench.index.approx import WORK_COLUMNS, ApproxIndex
 from irbench.index.numba import NumbaIndex
 from irbench.index.tuning import (
@@ -198,6 +198,9 @@ def test_calibration_rejects_bad_arguments(pruned, corpus):
         calibrate_approx(pruned, queries[:0], 10, 0.9)
     with pytest.raises(ConfigError, match="k must be a non-negative integer"):
         calibrate_approx(pruned, queries, 10.5, 0.9)
+    for unmatched in (sp.csr_matrix(queries.shape, dtype=np.float32), -queries):
+        with pytest.raises(DataError, match="recall cannot be measured"):
+            calibrate_approx(pruned, unmatched, 10, 0.9)
     exact = NumbaIndex.build(corpus[0])
     with pytest.raises(ConfigError, match="calibrate_approx needs ApproxIndex, got NumbaIndex"):
         calibrate_approx(exact, queries, 10, 0.9)

@@ -39,6 +39,7 @@ heap_factor=0.8)``.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -49,7 +50,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from irbench.errors import CacheError, ConfigError
+from irbench.errors import CacheError, ConfigError, DataError
 from irbench.index import approx_kernels as ak
 from irbench.index import base, kernels
 from irbench.index.base import atomic_folder, read_header, write_header
@@ -57,6 +58,10 @@ from irbench.types import RowBlocks
 
 FORMAT = 3  # 2: summaries stored component-major per posting list; 3: packed forward rows
 SLACK = 1.0 + 1e-4  # relative slack on summary bounds (float32 rounding)
+#: the smallest largest-doc-weight an index takes: below it the packed weights' unit
+#: (max / 131,071) and the summaries' (max / 255) become subnormal float32 numbers, whose
+#: rounding the slack no longer covers, and a bound can fall below a doc's score
+MIN_MAX_WEIGHT = 1e-30
 
 # name -> (dtype or None = term dtype, ndim)
 _ARRAYS = {
@@ -131,6 +136,11 @@ def pack_layout(n_terms: int, max_weight: float) -> tuple[int, float]:
             "at most 16,777,216 terms are supported"
         )
     top = float(max_weight)
+    if 0 < top < MIN_MAX_WEIGHT:
+        raise DataError(
+            f"index=numba_approx: the largest doc weight is {top:.3g}; its float32 bounds lose "
+            f"precision below {MIN_MAX_WEIGHT:g}, rescale the vectors (or use index=numba)"
+        )
     return shift, (top if top > 0 else 1.0) / ((1 << shift) - 1)
 
 
@@ -144,7 +154,37 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return v
 
 
-def _check_knobs(cfg: dict[str, Any]) -> None:
+#: knobs that are counts and knobs that are factors (see :func:`_typed_knobs`)
+_COUNT_KNOBS = ("n_postings", "cluster_terms", "doc_cut", "query_cut", "sorted_terms")
+_FACTOR_KNOBS = ("max_fraction", "centroid_fraction", "summary_energy", "heap_factor")
+
+
+def _typed_knobs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` with its counts as ints and its factors as floats; a ConfigError naming the key
+    for anything else (``query_cut=2.5`` or ``'abc'`` is refused, not truncated; a factor must
+    be finite; ``n_postings`` may be None)."""
+    out = dict(cfg)
+    for name in _COUNT_KNOBS:
+        v = cfg.get(name)
+        if name not in cfg or (v is None and name == "n_postings"):
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ConfigError(f"index.{name}={v!r}: expected an integer")
+        out[name] = int(v)
+    for name in _FACTOR_KNOBS:
+        v = cfg.get(name)
+        if name not in cfg:
+            continue
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+            raise ConfigError(f"index.{name}={v!r}: expected a finite number")
+        out[name] = float(v)
+    return out
+
+
+def _check_knobs(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` typed (:func:`_typed_knobs`) once every knob is in range; else a ConfigError."""
+    cfg = _typed_knobs(cfg)
+
     def bad(name: str, want: str) -> ConfigError:
         return ConfigError(f"index.{name}={cfg[name]!r}: expected {want}")
 
@@ -168,6 +208,7 @@ def _check_knobs(cfg: dict[str, Any]) -> None:
         raise bad("sorted_terms", "a count >= 0")
     if not float(cfg["heap_factor"]) > 0:
         raise bad("heap_factor", "a positive factor (<= 1.0 with exact summaries = safe)")
+    return cfg
 
 
 def _forward_rows(
@@ -296,13 +337,14 @@ class ApproxIndex:
     ) -> None:
         """Change the default search-time knobs of a built or loaded index (None keeps)."""
         given = {"query_cut": query_cut, "heap_factor": heap_factor, "sorted_terms": sorted_terms}
-        new = {**self.cfg, **{key: v for key, v in given.items() if v is not None}}
-        _check_knobs(new)
-        self.cfg.update(
-            query_cut=int(new["query_cut"]),
-            heap_factor=float(new["heap_factor"]),
-            sorted_terms=int(new["sorted_terms"]),
-        )
+        new = _check_knobs({**self.cfg, **{key: v for key, v in given.items() if v is not None}})
+        self.cfg.update({key: new[key] for key in given})
+
+    @staticmethod
+    def check_options(options: dict[str, Any]) -> None:
+        """A ConfigError naming ``index.<key>`` for a knob of the wrong type or out of range,
+        checkable before any encoding (``pipeline.check_index_keys``)."""
+        _check_knobs({**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}})
 
     @staticmethod
     def calibration_knobs(cfg: Any = None) -> tuple[str, ...]:
@@ -367,22 +409,24 @@ class ApproxIndex:
         ``n_postings``: null = :func:`default_n_postings`, 0 = keep every posting.
         ``threads``: numba threads for the build (0 = all); the layout does not depend on it.
         """
-        cfg = {
-            "n_postings": None if n_postings is None else int(n_postings),
-            "pruning": str(pruning),
-            "max_fraction": float(max_fraction),
-            "centroid_fraction": float(centroid_fraction),
-            "summary_energy": float(summary_energy),
-            "cluster_terms": int(cluster_terms),
-            "doc_cut": int(doc_cut),
-            "query_cut": int(query_cut),
-            "heap_factor": float(heap_factor),
-            "sorted_terms": int(sorted_terms),
-        }
-        _check_knobs(cfg)
+        cfg = _check_knobs(
+            {
+                "n_postings": n_postings,
+                "pruning": pruning,
+                "max_fraction": max_fraction,
+                "centroid_fraction": centroid_fraction,
+                "summary_energy": summary_energy,
+                "cluster_terms": cluster_terms,
+                "doc_cut": doc_cut,
+                "query_cut": query_cut,
+                "heap_factor": heap_factor,
+                "sorted_terms": sorted_terms,
+            }
+        )
         tdt = _term_dtype(n_terms)
         fwd_indptr, fwd_indices, fwd_data = _forward_rows(blocks, n_terms, tdt)
         n_docs = fwd_indptr.shape[0] - 1
+        shift, scale = pack_layout(n_terms, float(fwd_data.max()) if fwd_data.size else 0.0)
 
         nt = base.resolve_threads(threads)
         with base.numba_threads(nt):
@@ -475,7 +519,6 @@ class ApproxIndex:
                 ent_blk, ent_val,
             )  # fmt: skip
             del sum_terms, sum_vals
-            shift, scale = pack_layout(n_terms, float(fwd_data.max()) if fwd_data.size else 0.0)
             fwd_pack = np.empty(fwd_data.shape[0], dtype=np.uint32)
             ak.pack_forward(fwd_indices, fwd_data, shift, scale, fwd_pack)
             del fwd_indices
@@ -652,10 +695,9 @@ class ApproxIndex:
         each query read (:data:`WORK_COLUMNS`); it does not depend on ``threads``.
         """
         k = base.search_k(k)
-        qc = int(self.cfg["query_cut"] if query_cut is None else query_cut)
-        hf = float(self.cfg["heap_factor"] if heap_factor is None else heap_factor)
-        st = int(self.cfg["sorted_terms"] if sorted_terms is None else sorted_terms)
-        _check_knobs({**self.cfg, "query_cut": qc, "heap_factor": hf, "sorted_terms": st})
+        given = {"query_cut": query_cut, "heap_factor": heap_factor, "sorted_terms": sorted_terms}
+        knobs = _check_knobs({**self.cfg, **{key: v for key, v in given.items() if v is not None}})
+        qc, hf, st = knobs["query_cut"], knobs["heap_factor"], knobs["sorted_terms"]
         q = base.canonical_queries(queries)
         nq = int(q.shape[0])
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)
@@ -703,4 +745,5 @@ class ApproxIndex:
             finally:
                 if cached:
                     self._scratch_lock.release()
+        base.checked_scores(out_s)
         return (out_s, out_d, work) if return_work else (out_s, out_d)

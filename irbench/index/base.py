@@ -74,6 +74,17 @@ def check_finite(values: Any, what: str) -> None:
         raise DataError(f"{what} hold NaN or infinite weights; check the encoder's output")
 
 
+def checked_scores(scores: np.ndarray) -> np.ndarray:
+    """``scores`` (a search's output), or a DataError when one is NaN: finite vectors whose
+    products overflow float32 sum to inf - inf, which no order can rank."""
+    if np.isnan(scores).any():
+        raise DataError(
+            "a query's dot products overflow float32 (NaN scores); rescale the doc or query "
+            "vectors to weights well below 1e19"
+        )
+    return scores
+
+
 def canonical_queries(queries: Any) -> Any:
     """Query vectors as :func:`canonical_csr`, checked to be finite as float32 (the indexes
     score in float32, where a huge float64 weight becomes infinite)."""

@@ -30,6 +30,7 @@ rebuilds may differ slightly; searching one saved index is deterministic.
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import re
 import threading
@@ -206,7 +207,7 @@ class FaissIndex:
         """Change the search-time knobs of a built or loaded index (None keeps the value)."""
         for key, value in (("nprobe", nprobe), ("ef_search", ef_search)):
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
+                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
             ):
                 raise ConfigError(f"index.{key}: expected an integer >= 1 or null, got {value!r}")
         if nprobe is not None:
@@ -364,12 +365,18 @@ class FaissIndex:
                 f"index.factory: expected a FAISS index_factory string, got {factory!r}"
             )
         try:
-            return faiss.index_factory(int(dim), factory, METRICS[metric])
+            index = faiss.index_factory(int(dim), factory, METRICS[metric])
         except RuntimeError as e:
             raise ConfigError(
                 f"index.factory={factory!r}: FAISS cannot build it for dim {dim} ({_one_line(e)}); "
                 "e.g. Flat, HNSW32, IVF256,Flat, IVF256,PQ16"
             ) from None
+        if isinstance(faiss.downcast_index(index), faiss.IndexIDMap | faiss.IndexIDMap2):
+            raise ConfigError(
+                f"index.factory={factory!r}: an IDMap index needs ids with every vector, and "
+                "this index numbers the docs itself; leave IDMap out"
+            )
+        return index
 
     @classmethod
     def build(
@@ -397,7 +404,7 @@ class FaissIndex:
         for key, value in (("nprobe", nprobe), ("ef_search", ef_search),
                            ("ef_construction", ef_construction), ("train_size", train_size)):  # fmt: skip
             if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
+                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
             ):
                 raise ConfigError(f"index.{key}: expected an integer >= 1 or null, got {value!r}")
         blocks = _dense_blocks(docs)

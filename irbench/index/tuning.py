@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from irbench.errors import ConfigError
+from irbench.errors import ConfigError, DataError
 from irbench.index.approx import WORK_COLUMNS
 from irbench.index.base import search_k
 
@@ -141,6 +141,16 @@ def _check_index(index: Any, cls: type, name: str, other: str) -> None:
         )
 
 
+def _check_reference(exact: np.ndarray) -> None:
+    """A DataError when no calibration query has an exact hit: recall is then undefined and
+    every setting would "miss" with advice that cannot help."""
+    if exact.size == 0 or (exact[:, 0] < 0).all():
+        raise DataError(
+            f"none of the {exact.shape[0]} calibration queries matches any doc exactly, so "
+            "recall cannot be measured; check the queries (empty, or only weights <= 0?)"
+        )
+
+
 def _check(target_recall: float, k: int, n_queries: int) -> None:
     if not 0 < float(target_recall) <= 1:
         raise ConfigError(f"target_recall={target_recall}: give a fraction in (0, 1]")
@@ -193,6 +203,7 @@ def calibrate_approx(
     if exact is None:
         exact = index.exact_search(queries, k, threads=threads)[1]
     exact = np.asarray(exact)[:, :k]
+    _check_reference(exact)
 
     points: list[Point] = []
 
@@ -258,6 +269,7 @@ def calibrate_faiss(
     if exact is None:
         exact = index.exact_search(queries, k, threads=threads)[1]
     exact = np.asarray(exact)[:, :k]
+    _check_reference(exact)
     points: list[Point] = []
     seen: dict[int, Point] = {}
 
