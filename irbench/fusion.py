@@ -1,8 +1,9 @@
 """Hybrid fusion of ranked runs: reciprocal rank fusion and normalised score interpolation.
 
 Runs are ``{query_id: {doc_id: score}}`` (what :func:`irbench.runs.trec.read_run` returns).
-Ranks inside an input run and the fused ranking break score ties by doc id (ascending), so the
-output depends only on the inputs, never on dict order.
+Ranks inside an input run and the fused ranking break score ties by doc id, descending, as
+trec_eval does when it evaluates a run: the output depends only on the inputs, never on dict
+order, and the fused file ranks its hits as its metrics do.
 
 * ``rrf``: ``score(d) = Σ_i w_i / (rrf_k + rank_i(d))`` with ranks from 1; a run that did not
   retrieve ``d`` adds nothing (Cormack et al., 2009; ``w_i = 1`` unless weights are given).
@@ -30,8 +31,11 @@ NORMS = ("minmax", "zscore", "none")
 
 
 def ranked(hits: Mapping[str, float]) -> list[tuple[str, float]]:
-    """Hits by descending score, ties by ascending doc id."""
-    return sorted(hits.items(), key=lambda h: (-h[1], h[0]))
+    """Hits by descending score, ties by descending doc id: the order trec_eval evaluates
+    (:func:`irbench.runs.trec.trec_order`)."""
+    from irbench.runs.trec import trec_order
+
+    return trec_order(hits.items())
 
 
 def normalize(hits: Mapping[str, float], norm: str) -> dict[str, float]:
@@ -58,8 +62,8 @@ def _number(value: Any, key: str, integral: bool = False) -> Any:
     """``value`` if it is a number (an integer where ``integral``), else a ConfigError naming
     ``key``: a string such as ``"60"`` or a bool is a mistake, not a number."""
     kind = numbers.Integral if integral else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        what = "an integer" if integral else "a number"
+    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+        what = "an integer" if integral else "a finite number"
         raise ConfigError(f"{key} must be {what}, got {value!r}")
     return value
 

@@ -425,10 +425,13 @@ def run_tag(cfg: Any) -> str:
 
 
 def search(cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] | None = None):
-    """Yield ``(query_id, [(doc_id, score), ...])`` for each query, ranked, BEIR rule applied."""
+    """Yield ``(query_id, [(doc_id, score), ...])`` for each query, ranked as trec_eval
+    ranks them (ties by doc id descending: :func:`irbench.runs.trec.trec_order`; the index
+    decides which tied docs make the top k), BEIR rule applied."""
     import numpy as np
 
     from irbench.progress import track
+    from irbench.runs.trec import trec_order
 
     record = record if record is not None else {}
     k = int(cfg.k)
@@ -461,9 +464,11 @@ def search(cfg: Any, handle: IndexHandle, queries: list, record: dict[str, Any] 
             if drop_self:
                 keep = names != q.query_id
                 names, values = names[keep], values[keep]
-            results.append(
-                (q.query_id, list(zip(names[:k].tolist(), values[:k].tolist(), strict=True)))
-            )
+            names, values = names[:k], values[:k]
+            hits = list(zip(names.tolist(), values.tolist(), strict=True))
+            if (values[1:] == values[:-1]).any():
+                hits = trec_order(hits)  # ties as trec_eval ranks them (doc id descending)
+            results.append((q.query_id, hits))
     n = max(len(queries), 1)
     record.update(
         {

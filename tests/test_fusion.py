@@ -28,16 +28,18 @@ def test_rrf_by_hand():
         "d4": 1 / 62,
     }
     assert q1 == pytest.approx(expect, abs=1e-15)
-    # d1 and d3 tie exactly, as do d2 and d4: ties go to the smaller doc id
-    assert list(q1) == ["d1", "d3", "d2", "d4"]
+    # d1 and d3 tie exactly, as do d2 and d4: ties go to the larger doc id (trec_eval's order)
+    assert list(q1) == ["d3", "d1", "d4", "d2"]
     assert fused["q2"] == {"d5": 1 / 61} and fused["q3"] == {"d9": 1 / 61}
     assert list(fused) == ["q1", "q2", "q3"]  # first-seen query order
 
 
 def test_rrf_ranks_break_input_ties_by_doc_id():
+    # as trec_eval ranks the input run: c, then the tied b before a
     tied = {"q": {"b": 1.0, "a": 1.0, "c": 2.0}}
     fused = fuse_runs([tied], method="rrf", rrf_k=0)
-    assert fused["q"] == {"c": 1.0, "a": 1 / 2, "b": 1 / 3}
+    assert fused["q"] == {"c": 1.0, "b": 1 / 2, "a": 1 / 3}
+    assert list(fused["q"]) == ["c", "b", "a"]
 
 
 def test_interpolation_minmax_by_hand():
@@ -87,8 +89,10 @@ def test_cutoff_weights_and_errors():
     for bad in ({"rrf_k": "60"}, {"k": 2.5}, {"k": True}, {"weights": ["1", 1]}):
         with pytest.raises(ConfigError, match=f"{next(iter(bad))} must be"):
             fuse_runs([A, B], **bad)
-    with pytest.raises(ConfigError, match="alpha must be a number"):
+    with pytest.raises(ConfigError, match="alpha must be a finite number"):
         fuse_runs([A, B], method="interpolate", alpha="0.5")
+    with pytest.raises(ConfigError, match="weights must be a finite number"):
+        fuse_runs([A, B], weights=[float("nan"), 1.0])
 
 
 def test_fuse_cli_writes_a_deterministic_trec_run(tmp_path):
@@ -100,8 +104,8 @@ def test_fuse_cli_writes_a_deterministic_trec_run(tmp_path):
     result = runner.invoke(app, [*args, "--output", str(out)])
     assert result.exit_code == 0, result.output
     lines = out.read_text().splitlines()
-    assert lines[0] == f"q1 Q0 d1 1 {1 / 61 + 1 / 63!r} rrf"  # float64: exact
-    assert [line.split()[2] for line in lines[:4]] == ["d1", "d3", "d2", "d4"]
+    assert lines[0] == f"q1 Q0 d3 1 {1 / 61 + 1 / 63!r} rrf"  # float64: exact; d3 ties d1
+    assert [line.split()[2] for line in lines[:4]] == ["d3", "d1", "d4", "d2"]
     first = out.read_bytes()
     assert runner.invoke(app, [*args, "--output", str(out)]).exit_code == 0
     assert out.read_bytes() == first

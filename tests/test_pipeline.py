@@ -223,14 +223,18 @@ def test_fusion_inside_run_fuses_two_complete_input_runs(beir_dir, workdir):
     for p in inputs:
         assert (p / "metrics.json").is_file() and (p / "manifest.json").is_file()
     # reciprocal rank fusion by hand: sum over inputs of 1 / (60 + rank), where a run's ranks
-    # come from its scores with ties by doc id (the documented convention of irbench.fusion)
+    # come from its scores with ties by doc id descending (trec_eval's order, irbench.fusion's)
+    def trec_ranked(hits):  # [(score, docid)] -> docids, score desc, then docid desc
+        by_doc = sorted(hits, key=lambda h: h[1], reverse=True)
+        return [d for _, d in sorted(by_doc, key=lambda h: -h[0])]
+
     expected: dict[str, dict[str, float]] = {}
     for p in inputs:
         per_query: dict[str, list[tuple[float, str]]] = {}
         for qid, _, docid, _, score, _ in read_trec(p / "run.trec"):
-            per_query.setdefault(qid, []).append((-float(score), docid))
+            per_query.setdefault(qid, []).append((float(score), docid))
         for qid, hits in per_query.items():
-            for rank, (_, docid) in enumerate(sorted(hits), start=1):
+            for rank, docid in enumerate(trec_ranked(hits), start=1):
                 expected.setdefault(qid, {}).setdefault(docid, 0.0)
                 expected[qid][docid] += 1.0 / (60 + rank)
     rows = read_trec(run_dir / "run.trec")
@@ -238,8 +242,8 @@ def test_fusion_inside_run_fuses_two_complete_input_runs(beir_dir, workdir):
     for qid, _, docid, _, score, _ in rows:
         assert float(score) == pytest.approx(expected[qid][docid], abs=1e-6)
     first = [r[2] for r in rows if r[0] == rows[0][0]]
-    want = sorted(expected[rows[0][0]].items(), key=lambda h: (-h[1], h[0]))
-    assert [d for d, _ in want[: len(first)]] == first
+    want = trec_ranked([(s, d) for d, s in expected[rows[0][0]].items()])
+    assert want[: len(first)] == first
     # the fused run's cost is its inputs' together: latency and index size add up
     stats = json.loads((run_dir / "stats.json").read_text())
     parts = [json.loads((p / "stats.json").read_text()) for p in inputs]

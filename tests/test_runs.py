@@ -23,7 +23,9 @@ runner = CliRunner()
     [
         ("q1 Q0 d1 1 2.5", "expected 6 columns"),
         ("q1 Q0 d1 1 high tag", "is not a number"),
-        ("q1 Q0 d1 1 nan tag", "NaN"),
+        ("q1 Q0 d1 1 nan tag", "not finite"),
+        ("q1 Q0 d1 1 -inf tag", "not finite"),
+        ("q1 Q0 d1 1 1e400 tag", "not finite"),
         ("q1 Q0 d0 2 1.0 tag", "duplicate (query q1, doc d0)"),
     ],
 )
@@ -54,6 +56,38 @@ def test_fuzz_run_reader(tmp_path_factory, data):
     except DataError:
         return
     assert all(isinstance(s, float) for hits in run.values() for s in hits.values())
+
+
+def test_a_bom_before_the_first_line_is_not_part_of_the_query_id(tmp_path):
+    path = tmp_path / "run.trec"
+    path.write_bytes(b"\xef\xbb\xbfq1 Q0 d1 1 1.0 r\nq1 Q0 d2 2 0.5 r\n")
+    assert read_run(path) == {"q1": {"d1": 1.0, "d2": 0.5}}
+
+
+def test_trec_order_is_the_order_pytrec_eval_evaluates():
+    """The ranks irbench writes are the ranking its metrics score: with many exact ties, the
+    first relevant rank in trec_order equals pytrec_eval's reciprocal rank, query by query."""
+    import pytrec_eval
+
+    from irbench.runs.trec import trec_order
+
+    rng = np.random.default_rng(5)
+    run, qrels = {}, {}
+    for q in range(200):
+        docs = [f"d{i}" for i in rng.choice(1000, 30, replace=False)]
+        run[f"q{q}"] = {d: float(rng.integers(0, 4)) for d in docs}  # many ties
+        qrels[f"q{q}"] = {str(rng.choice(docs)): 1}
+    want = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(run)
+    for q, hits in run.items():
+        order = [d for d, _ in trec_order(hits.items())]
+        first = next(i for i, d in enumerate(order, start=1) if d in qrels[q])
+        assert want[q]["recip_rank"] == 1 / first
+
+
+def test_write_run_refuses_non_finite_scores(tmp_path):
+    with pytest.raises(DataError, match="not finite"):
+        write_run(tmp_path / "r.trec", [("q1", [("d1", float("nan"))])], "t")
+    assert not (tmp_path / "r.trec").exists()
 
 
 def test_write_run_round_trip_and_bad_tag(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import codecs
+import math
 import os
 import struct
 from collections.abc import Iterable, Iterator
@@ -26,14 +28,26 @@ def format_score(score: float) -> str:
     return f"{score:.9g}" if is_f32 else repr(float(score))
 
 
+def trec_order(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    """``(doc_id, score)`` hits in the order trec_eval ranks them, which pytrec_eval and
+    ir_measures share: score descending, ties by doc id *descending*. A run file written in
+    this order ranks its hits as its metrics do."""
+    out = sorted(hits, key=lambda h: h[0], reverse=True)
+    out.sort(key=lambda h: -h[1])  # stable: tied scores keep the doc order above
+    return out
+
+
 def write_run(
     path: str | os.PathLike, hits: Iterable[tuple[str, list[tuple[str, float]]]], tag: str
 ) -> None:
-    """Write ``(query_id, [(doc_id, score), ...])`` rows (already ranked) to ``path``."""
+    """Write ``(query_id, [(doc_id, score), ...])`` rows (already ranked, see
+    :func:`trec_order`) to ``path``; a non-finite score is a DataError."""
     if not tag or any(c.isspace() for c in tag):
         raise DataError(f"run tag {tag!r} must be non-empty without spaces (set tag=...)")
     with atomic_open(path) as f:
         for qid, ranked in hits:
+            if not all(math.isfinite(score) for _, score in ranked):
+                raise DataError(f"query {qid}: a score is not finite; nothing was written", path)
             lines = [
                 f"{qid} Q0 {docid} {rank} {format_score(score)} {tag}\n"
                 for rank, (docid, score) in enumerate(ranked, start=1)
@@ -48,7 +62,7 @@ def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     path = Path(path)
     if not path.is_file():
         raise DataError("run file not found", path)
-    data = path.read_bytes()
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -67,8 +81,8 @@ def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
             value = float(score)
         except ValueError:
             raise DataError(f"score {score!r} is not a number", path, lineno) from None
-        if value != value:
-            raise DataError("score is NaN", path, lineno)
+        if not math.isfinite(value):
+            raise DataError(f"score {score!r} is not finite; give a finite number", path, lineno)
         hits = run.setdefault(qid, {})
         if docid in hits:
             raise DataError(f"duplicate (query {qid}, doc {docid})", path, lineno)
@@ -77,7 +91,7 @@ def read_run(path: str | os.PathLike) -> dict[str, dict[str, float]]:
 
 
 def iter_run(path: str | os.PathLike) -> Iterator[ScoredDoc]:
-    """The run as ScoredDoc records (query order of the file, docs by descending score)."""
+    """The run as ScoredDoc records (query order of the file, docs as :func:`trec_order`)."""
     for qid, hits in read_run(path).items():
-        for docid, score in sorted(hits.items(), key=lambda h: -h[1]):
+        for docid, score in trec_order(hits.items()):
             yield ScoredDoc(qid, docid, score)
