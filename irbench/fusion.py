@@ -189,10 +189,8 @@ def fuse_to_run_dir(
     ``stats``, the inputs' summed latency and index size (a hybrid system runs both).
     """
     from irbench.eval import check_evaluable, evaluate
-    from irbench.pipeline import write_metrics
     from irbench.report.rundir import load_run_dir
-    from irbench.runs.atomic import write_json, write_text
-    from irbench.runs.manifest import environment, sha256_file
+    from irbench.runs.atomic import atomic_dir
 
     dirs = [load_run_dir(p) for p in inputs]
     prints = {
@@ -203,24 +201,66 @@ def fuse_to_run_dir(
             "the runs to fuse come from different datasets (fingerprints differ): "
             + ", ".join(str(d.path) for d in dirs)
         )
+    out = Path(run_dir)
+    _check_fusion_target(out)
     cfg = fusion_config(method, alpha, norm, k, rrf_k, weights)
     fused = fuse_runs(read_runs([d.path for d in dirs]), method, alpha, norm, k, rrf_k, weights)
-    out = Path(run_dir)
-    write_fused(out / "run.trec", fused, tag=method)
     first = dirs[0]
+    dataset = dict(first.manifest.get("dataset") or {})
     measures = list(measures or first.config_get("measures") or ["nDCG@10"])
     if qrels is not None:
         from irbench.data import read_qrels_file
+        from irbench.data.fingerprint import file_fingerprint
 
         judged = list(read_qrels_file(qrels))
+        # the qrels used, so that the leaderboard only compares runs judged alike
+        dataset["fingerprint"] = {
+            **(dataset.get("fingerprint") or {}),
+            "qrels": file_fingerprint(qrels),
+        }
     else:
         judged = _dataset_qrels(first)
-    metrics = None
-    if judged is not None:
+    result = None
+    if judged is not None:  # evaluated before anything is written
         result = evaluate(fused, judged, measures)
         check_evaluable(result, "the fused run", str(qrels) if qrels else "the inputs' qrels")
-        write_metrics(out, result)
-        metrics = result.aggregate
+    with atomic_dir(out) as tmp:
+        _write_fusion_dir(tmp, out, dirs, fused, result, cfg, dataset, measures, method, k)
+    return out, (result.aggregate if result is not None else None)
+
+
+def _check_fusion_target(out: Path) -> None:
+    """A ConfigError unless ``out`` is new, an empty folder or an earlier fused run directory:
+    the fused run replaces it whole, and nothing else may be deleted."""
+    if not out.exists():
+        return
+    if out.is_dir() and not any(out.iterdir()):
+        return
+    manifest = out / "manifest.json"
+    try:
+        earlier = json.loads(manifest.read_text()) if manifest.is_file() else None
+    except (OSError, ValueError):
+        earlier = None
+    if not (out.is_dir() and isinstance(earlier, dict) and "fusion" in earlier):
+        raise ConfigError(
+            f"--run-dir {out}: exists and is not an earlier fused run directory; it would be "
+            "replaced whole, so give a new or empty folder"
+        )
+
+
+def _write_fusion_dir(
+    tmp: Path, out: Path, dirs: list, fused: Run, result: Any, cfg: dict[str, Any],
+    dataset: dict[str, Any], measures: list[str], method: str, k: int,
+) -> None:  # fmt: skip
+    """The files of a fused run directory, written into ``tmp`` (moved to ``out`` after)."""
+    from irbench.pipeline import write_metrics
+    from irbench.runs.atomic import write_json, write_text
+    from irbench.runs.manifest import environment, sha256_file
+
+    write_fused(tmp / "run.trec", fused, tag=method)
+    if result is not None:
+        write_metrics(tmp, result)
+    first = dirs[0]
     inputs_info = [
         {
             "run_dir": str(d.path),
@@ -243,7 +283,7 @@ def fuse_to_run_dir(
     if len(threads) == 1:
         stats["threads"] = threads.pop()
     stats["n_docs"] = first.stats.get("n_docs")
-    stats = {k: v for k, v in stats.items() if v is not None}
+    stats = {key: v for key, v in stats.items() if v is not None}
     config = {
         "run_dir": str(out),
         "measures": measures,
@@ -254,24 +294,23 @@ def fuse_to_run_dir(
     }
     import yaml
 
-    write_text(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_text(tmp / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     if stats:
-        write_json(out / "stats.json", stats)
+        write_json(tmp / "stats.json", stats)
     manifest = {
         **environment(),
-        "dataset": first.manifest.get("dataset"),
+        "dataset": dataset,
         "encoder": {"name": name, "config": {**cfg, "inputs": [i["encoder"] for i in inputs_info]}},
         "index": {"name": "fusion"},
         "fusion": {**cfg, "inputs": inputs_info},
         "stats": {**stats, "note": "latency and index size: sums over the fused inputs"},
         "outputs": {
-            n: sha256_file(out / n)
+            n: sha256_file(tmp / n)
             for n in ("run.trec", "metrics.json", "perquery.tsv", "stats.json")
-            if (out / n).is_file()
+            if (tmp / n).is_file()
         },
     }
-    write_json(out / "manifest.json", manifest)
-    return out, metrics
+    write_json(tmp / "manifest.json", manifest)
 
 
 def _dataset_qrels(run: Any) -> list | None:

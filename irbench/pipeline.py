@@ -722,9 +722,16 @@ def evaluate(cfg: Any, run_path: Path | None = None, docnos: list[str] | None = 
     dataset = load_dataset(cfg)
     qrels = list(dataset.qrels_iter())
     if docnos is not None:
-        record["qrels_check"] = check_qrels(qrels, set(docnos))
+        record["qrels_check"] = check_qrels(dataset, set(docnos))
     result = evaluate_run(read_run(run_path), qrels, list(cfg.measures))
     check_evaluable(result, str(run_path), f"the qrels of dataset '{dataset.name}'")
+    unknown = {r.query_id for r in qrels} - {q.query_id for q in dataset.queries_iter()}
+    if unknown:
+        result.notes.append(
+            f"{len(unknown)} queries in the qrels are not among the dataset's queries (e.g. "
+            f"'{min(unknown)}'): nothing could retrieve for them, yet each counts as 0 in the "
+            "averages, as in trec_eval -c; check the queries and qrels files"
+        )
     write_metrics(run_dir, result)
     record.update(
         {

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from irbench.cli.app import app
-from irbench.errors import ConfigError
+from irbench.data.fingerprint import file_fingerprint
+from irbench.errors import ConfigError, DataError
 from irbench.fusion import fuse_runs, fuse_to_run_dir, normalize
 from irbench.runs.trec import read_run, write_run
 
@@ -125,6 +126,8 @@ def test_fused_run_directory_goes_on_the_leaderboard(tmp_path):
     qrels.write_text(
         "".join(f"{q.query_id} 0 {q.doc_id} {q.relevance}\n" for q in toy_qrels("alpha"))
     )
+    for run in (a, b):  # the inputs were judged on this very file
+        _set_qrels_fingerprint(run, file_fingerprint(qrels))
     out, metrics = fuse_to_run_dir([a, b], tmp_path / "runs/alpha/rrf", qrels=qrels)
     assert set(metrics) == {"nDCG@10", "RR@10", "R@100"}
     manifest = json.loads((out / "manifest.json").read_text())
@@ -146,6 +149,56 @@ def test_fused_run_directory_goes_on_the_leaderboard(tmp_path):
     result = CliRunner().invoke(app, ["reproduce", str(out)])
     assert result.exit_code == 2 and "made by `irbench fuse`" in result.output
     assert "Traceback" not in result.output
+
+
+def _set_qrels_fingerprint(run: Path, value: str) -> None:
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["dataset"]["fingerprint"]["qrels"] = value
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_fused_run_dir_records_the_qrels_it_was_judged_on(tmp_path):
+    """--qrels other than the inputs': the manifest names them, so the leaderboard leaves the
+    fused run out of the inputs' column (it showed a value from other qrels, marked against
+    the baseline's)."""
+    from irbench.report.leaderboard import build
+    from tests.test_report import make_run_dir, toy_qrels
+
+    a = make_run_dir(tmp_path / "runs/alpha/bm25.numba", "alpha", quality=0.8)
+    b = make_run_dir(tmp_path / "runs/alpha/dense.faiss", "alpha", encoder="dense",
+                     index="faiss", quality=1.0, seed=3)  # fmt: skip
+    full = toy_qrels("alpha")
+    cut = tmp_path / "cut.txt"
+    cut.write_text("".join(f"{q.query_id} 0 {q.doc_id} {q.relevance}\n" for q in full[:10]))
+    out, _ = fuse_to_run_dir([a, b], tmp_path / "runs/alpha/rrf", qrels=cut)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["dataset"]["fingerprint"]["qrels"] == file_fingerprint(cut)
+    lb = build([tmp_path / "runs"], baseline="bm25")
+    assert "rrf(bm25+dense)" not in {r.name for r in lb.rows}
+    assert any("other qrels" in note for note in lb.notes)
+
+
+def test_a_failed_fusion_writes_nothing_and_never_replaces_another_folder(tmp_path):
+    from tests.test_report import make_run_dir, toy_qrels
+
+    a = make_run_dir(tmp_path / "a", "alpha")
+    b = make_run_dir(tmp_path / "b", "alpha", encoder="dense", index="faiss", seed=3)
+    unjudged = tmp_path / "other.txt"
+    unjudged.write_text("nobody 0 d1 1\n")
+    with pytest.raises(DataError, match="other.txt"):
+        fuse_to_run_dir([a, b], tmp_path / "out", qrels=unjudged)
+    assert not (tmp_path / "out").exists()
+    before = (a / "run.trec").read_bytes()
+    with pytest.raises(ConfigError, match="not an earlier fused run directory"):
+        fuse_to_run_dir([a, b], a)  # a run directory of another kind
+    assert (a / "run.trec").read_bytes() == before
+    good = tmp_path / "qrels.txt"
+    good.write_text(
+        "".join(f"{q.query_id} 0 {q.doc_id} {q.relevance}\n" for q in toy_qrels("alpha"))
+    )
+    first, _ = fuse_to_run_dir([a, b], tmp_path / "f", qrels=good)
+    again, _ = fuse_to_run_dir([a, b], first, method="interpolate", qrels=good)  # replaced
+    assert json.loads((again / "manifest.json").read_text())["fusion"]["method"] == "interpolate"
 
 
 def test_fusion_of_different_datasets_is_refused(tmp_path):

@@ -222,6 +222,7 @@ def test_fusion_inside_run_fuses_two_complete_input_runs(beir_dir, workdir):
     inputs = [run_dir / "inputs/1-bm25.numba", run_dir / "inputs/2-bm25.numba"]
     for p in inputs:
         assert (p / "metrics.json").is_file() and (p / "manifest.json").is_file()
+
     # reciprocal rank fusion by hand: sum over inputs of 1 / (60 + rank), where a run's ranks
     # come from its scores with ties by doc id descending (trec_eval's order, irbench.fusion's)
     def trec_ranked(hits):  # [(score, docid)] -> docids, score desc, then docid desc

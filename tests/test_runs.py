@@ -107,13 +107,18 @@ def test_empty_queries_and_unknown_qrels_docs_are_reported(beir_dir, workdir):
     (beir_dir / "queries.jsonl").write_text("\n".join(lines) + "\n")
     with open(beir_dir / "qrels/test.tsv", "a") as f:
         f.write("q5\tghost-doc\t1\n")
+        f.write("ghost-query\td3\t1\n")  # a query queries.jsonl lacks
     args = ["run", "dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}", "k=10"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "2 of 40 queries with qrels have no hits" in result.output
+    assert "3 of 41 queries with qrels have no hits" in result.output
+    assert "1 queries in the qrels are not among the dataset's queries (e.g. 'ghost-query')" in (
+        " ".join(result.output.split())
+    )
     manifest = json.loads((workdir / "runs/tiny/bm25.numba/manifest.json").read_text())
     assert manifest["stages"]["retrieve"]["queries_without_hits"] == 2
-    assert manifest["stages"]["eval"]["qrels_check"]["qrels_unknown_doc_rows"] == 1
+    check = manifest["stages"]["eval"]["qrels_check"]
+    assert check["qrels_unknown_doc_rows"] == 1 and check["qrels_unknown_query_rows"] == 1
 
 
 def test_vocabulary_mismatch_is_an_error():
