@@ -744,6 +744,53 @@ def evaluate(cfg: Any, run_path: Path | None = None, docnos: list[str] | None = 
     return result
 
 
+#: config keys an evaluation may change in a run directory without making it another run
+EVAL_ONLY_KEYS = frozenset({"measures", "threads", "cache_dir"})
+
+
+def check_same_run(cfg: Any) -> bool:
+    """Whether ``run_dir`` holds a run made with ``cfg`` up to :data:`EVAL_ONLY_KEYS` (False
+    when it has no stored config). A stored config that differs elsewhere is a ConfigError
+    naming the first key: evaluating would label that run with this config."""
+    import yaml
+    from omegaconf import OmegaConf
+
+    stored_path = Path(cfg.run_dir) / "config.yaml"
+    if not stored_path.is_file():
+        return False
+    try:
+        stored = yaml.safe_load(stored_path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False
+    given = OmegaConf.to_container(cfg, resolve=True)
+
+    def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b), key=str):
+                if not prefix and key in EVAL_ONLY_KEYS:
+                    continue
+                found = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+                if found:
+                    return found
+            return None
+        return None if a == b else prefix.rstrip(".")
+
+    key = first_difference(stored, given) if isinstance(stored, dict) else "config"
+    if key:
+        raise ConfigError(
+            f"{cfg.run_dir} holds a run made with another config ({key}: "
+            f"{_lookup(stored, key)!r} there, {_lookup(given, key)!r} here); give the overrides "
+            "it was made with, or another run_dir"
+        )
+    return True
+
+
+def _lookup(tree: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
 def write_metrics(run_dir: Path, result: Any) -> None:
     from irbench.runs.atomic import atomic_open, write_json
 
@@ -761,12 +808,16 @@ EVAL_OUTPUTS = ("metrics.json", "perquery.tsv")
 RESULTS = ("run.trec", *EVAL_OUTPUTS)
 
 
-def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) -> Path | None:
+def write_manifest(
+    cfg: Any, stages: dict[str, Any], details: dict[str, Any], same_run: bool = False
+) -> Path | None:
     """Write (or update) ``run_dir/manifest.json`` and the resolved ``config.yaml``.
 
     An index stage alone is not recorded (None is returned) in a run directory that holds
-    the results of another config: its config and manifest stay those of the results. The
-    manifest keeps the eval stage only while the metrics it wrote are there."""
+    the results of another config: its config and manifest stay those of the results. With
+    ``same_run`` (:func:`check_same_run` said so: only evaluation keys changed) the stored
+    manifest is updated rather than started afresh. The manifest keeps the eval stage only
+    while the metrics it wrote are there."""
     from irbench.config import to_yaml
     from irbench.runs.atomic import write_json, write_text
     from irbench.runs.manifest import environment, sha256_file
@@ -781,7 +832,7 @@ def write_manifest(cfg: Any, stages: dict[str, Any], details: dict[str, Any]) ->
         except (OSError, ValueError):
             old = {}
         old = old if isinstance(old, dict) else {}
-        if old.get("config_sha256") == _sha(config_text):
+        if same_run or old.get("config_sha256") == _sha(config_text):
             manifest = old
         elif not {"retrieve", "eval"} & set(stages) and any(
             (run_dir / name).is_file() for name in RESULTS

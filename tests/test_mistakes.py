@@ -45,6 +45,21 @@ def test_a_cutoff_of_zero_is_refused_before_any_work(beir_dir, workdir, measure)
     assert not (workdir / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    "measure", ["nDCG@10.5", "P@1e3", "P(rel=2.5)@10", "R@100000000000000000000"]
+)
+def test_a_measure_with_a_non_integer_or_huge_parameter_is_refused(beir_dir, workdir, measure):
+    # AssertionError / KeyError tracebacks before, after run.trec had been written
+    result = invoke("run", *local(beir_dir, f"measures=[nDCG@10,'{measure}']"))
+    one_error_line(result, measure)
+    assert not (workdir / "runs").exists()
+    run = workdir / "r.trec"
+    run.write_text("q1 Q0 d1 1 1.0 t\n")
+    qrels = workdir / "q.txt"
+    qrels.write_text("q1 0 d1 1\n")
+    one_error_line(invoke("eval", str(run), "--qrels", str(qrels), "-M", measure), measure)
+
+
 @pytest.mark.parametrize("value", ["0", "-3", "abc"])
 def test_query_batch_size_must_be_a_positive_integer(beir_dir, workdir, value):
     one_error_line(invoke("run", *local(beir_dir, f"query_batch_size={value}")), "query_batch_size")
@@ -122,6 +137,23 @@ def test_retrieve_removes_the_metrics_of_the_run_it_replaces(beir_dir, workdir):
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "perquery.tsv").exists()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert "eval" not in manifest["stages"] and "metrics.json" not in manifest["outputs"]
+
+
+def test_eval_with_other_measures_keeps_the_manifest_and_refuses_another_config(beir_dir, workdir):
+    assert invoke("run", *local(beir_dir)).exit_code == 0
+    run_dir = workdir / "runs/tiny/bm25.numba"
+    before = json.loads((run_dir / "manifest.json").read_text())
+    result = invoke("eval", *local(beir_dir), "-M", "P@10", "-M", "nDCG@10")
+    assert result.exit_code == 0, result.output
+    after = json.loads((run_dir / "manifest.json").read_text())
+    for key in ("dataset", "encoder", "index"):  # were dropped: a manifest started afresh
+        assert after[key] == before[key]
+    assert {"index", "retrieve", "eval"} <= set(after["stages"])
+    assert set(json.loads((run_dir / "metrics.json").read_text())) == {"P@10", "nDCG@10"}
+    config = (run_dir / "config.yaml").read_text()
+    # another encoder setting would relabel this run as k1=5: refused, nothing changes
+    one_error_line(invoke("eval", *local(beir_dir, "encoder.k1=5")), "encoder.k1", "another config")
+    assert (run_dir / "config.yaml").read_text() == config
 
 
 def test_index_under_another_config_leaves_that_configs_results_as_they_are(beir_dir, workdir):

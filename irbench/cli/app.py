@@ -151,8 +151,8 @@ def eval_(
 ) -> None:
     """Evaluate a run: `irbench eval RUN --qrels QRELS` or `irbench eval OVERRIDES...` for run_dir."""
     from irbench.eval import check_evaluable, evaluate
+    from irbench.pipeline import check_same_run, write_manifest, write_metrics
     from irbench.pipeline import evaluate as evaluate_cfg
-    from irbench.pipeline import write_manifest, write_metrics
     from irbench.runs.manifest import stage
 
     if qrels is not None:
@@ -179,10 +179,11 @@ def eval_(
     if measure:
         overrides.append("measures=[" + ",".join(measure) + "]")
     cfg = _compose(overrides)
+    same_run = check_same_run(cfg)  # refuses to relabel a run made with another config
     stages: dict = {}
     with stage(stages, "eval") as info:
         result = evaluate_cfg(cfg, record=info)
-    write_manifest(cfg, stages, {})
+    write_manifest(cfg, stages, {}, same_run=same_run)
     _print_metrics(cfg, result.aggregate, str(Path(cfg.run_dir) / "run.trec"))
     for note in result.notes:
         typer.echo(f"note: {note}", err=True)

@@ -25,10 +25,19 @@ def parse_measures(names: Sequence[str]) -> list[Any]:
                 f"unknown measure '{name}'; use ir_measures names such as "
                 "nDCG@10, RR@10, R@100, P@10, AP, Judged@10"
             ) from None
+        try:
+            measure.validate_params()
+        except (AssertionError, ValueError, TypeError) as exc:
+            raise ConfigError(
+                f"measure '{name}': {exc or 'invalid parameters'}; cutoffs and relevance "
+                "levels are integers, e.g. nDCG@10, P(rel=2)@10"
+            ) from None
         cutoff = getattr(measure, "params", {}).get("cutoff")
-        if cutoff is not None and (isinstance(cutoff, bool) or not int(cutoff) >= 1):
-            # pytrec_eval aborts the whole process on a cutoff of 0
-            raise ConfigError(f"measure '{name}': the cutoff after @ must be >= 1, e.g. nDCG@10")
+        if cutoff is not None and (isinstance(cutoff, bool) or not 1 <= int(cutoff) < 2**31):
+            # pytrec_eval aborts the whole process on a cutoff of 0 (and takes a C int)
+            raise ConfigError(
+                f"measure '{name}': the cutoff after @ must be from 1 to 2**31 - 1, e.g. nDCG@10"
+            )
         out.append(measure)
     if not out:
         raise ConfigError("measures is empty; give at least one, e.g. measures=[nDCG@10]")
