@@ -798,7 +798,7 @@ def write_metrics(run_dir: Path, result: Any) -> None:
     with atomic_open(run_dir / "perquery.tsv") as f:
         f.write("query_id\tmeasure\tvalue\n")
         for qid, measure, value in result.per_query:
-            f.write(f"{qid}\t{measure}\t{value:.6f}\n")
+            f.write(f"{qid}\t{measure}\t{float(value)!r}\n")  # exact: tests read these back
 
 
 #: written by the eval stage from run.trec

@@ -123,6 +123,17 @@ def test_eval_of_a_run_file_without_qrels_says_to_give_them(tmp_path, workdir):
     one_error_line(invoke("eval", str(run)), str(run), "--qrels")
 
 
+def test_eval_output_into_a_run_directory_is_refused(beir_dir, workdir):
+    assert invoke("run", *local(beir_dir)).exit_code == 0
+    run_dir = workdir / "runs/tiny/bm25.numba"
+    metrics = (run_dir / "metrics.json").read_bytes()
+    qrels = beir_dir / "qrels/test.tsv"
+    result = invoke("eval", str(run_dir / "run.trec"), "--qrels", str(qrels), "-M", "P@5",
+                    "--output", str(run_dir))  # fmt: skip
+    one_error_line(result, "is a run directory")
+    assert (run_dir / "metrics.json").read_bytes() == metrics
+
+
 def test_retrieve_removes_the_metrics_of_the_run_it_replaces(beir_dir, workdir):
     assert invoke("run", *local(beir_dir, "run_dir=runs/r")).exit_code == 0
     run_dir = workdir / "runs/r"
@@ -192,6 +203,15 @@ def test_an_output_path_that_is_a_file_is_one_line(beir_dir, workdir):
     blocker.write_text("not a folder")
     result = invoke("run", *local(beir_dir, f"run_dir={blocker}/sub"))
     one_error_line(result, str(blocker), "give another path")
+    run = workdir / "r.trec"
+    run.write_text("q1 Q0 d1 1 1.0 t\n")
+    folder = workdir / "out"
+    folder.mkdir()
+    # named the temporary file in the folder's parent before
+    one_error_line(
+        invoke("fuse", str(run), str(run), "-o", str(folder)), f"{folder}: is a directory"
+    )
+    assert [p.name for p in workdir.iterdir() if ".tmp" in p.name] == []
 
 
 def test_fuse_needs_two_runs_and_compare_names_a_missing_one(tmp_path, workdir):

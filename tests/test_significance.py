@@ -26,6 +26,16 @@ def test_pvalues_equal_scipy():
         assert paired_pvalue(a, b, "wilcoxon") == stats.wilcoxon(a, b).pvalue
 
 
+def test_wilcoxon_does_not_depend_on_float_residues():
+    """2/3 - 1/2 and 1/2 - 1/3 are one difference (1/6) and 0.3 - 0.1 - 0.2 is a zero: the
+    signed-rank test sees exact ties and drops zeros, as on the rounded values."""
+    x = [2 / 3, 1 / 2, 0.3, 0.9, 0.8, 0.75, 0.6, 0.2]
+    y = [1 / 2, 1 / 3, 0.1 + 0.2, 0.5, 0.4, 0.5, 0.5, 0.1]
+    assert 2 / 3 - 1 / 2 != 1 / 2 - 1 / 3 and 0.3 - (0.1 + 0.2) != 0  # the residues exist
+    clean = [1 / 6, 1 / 6, 0.0, 0.4, 0.4, 0.25, 0.1, 0.1]
+    assert paired_pvalue(x, y, "wilcoxon") == stats.wilcoxon(clean).pvalue
+
+
 def test_degenerate_inputs():
     assert paired_pvalue([0.3, 0.5], [0.3, 0.5], "ttest") == 1.0
     assert paired_pvalue([0.3, 0.5], [0.3, 0.5], "wilcoxon") == 1.0

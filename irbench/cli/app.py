@@ -162,6 +162,11 @@ def eval_(
         if not args or len(args) != 1:
             fail("with --qrels give exactly one run file: irbench eval RUN --qrels QRELS")
         measures = measure or ["nDCG@10", "RR@10", "R@100", "R@1000", "AP"]
+        if output is not None and (output / "manifest.json").is_file():
+            fail(
+                f"--output {output} is a run directory; its metrics belong to its own run "
+                "(use irbench eval OVERRIDES there), so give another folder"
+            )
         result = evaluate(read_run(args[0]), read_qrels_file(qrels), measures)
         check_evaluable(result, args[0], str(qrels))
         if output is not None:

@@ -65,8 +65,9 @@ def leaderboard(
         typer.echo(f"note: {note}", err=True)
     if output and fmt and len(output) > 1:
         fail("--format applies to one --output; with several, the suffixes name the formats")
-    for path in output or []:
-        write_text(path, render(lb, format_for(str(path), fmt)))
+    texts = [(path, render(lb, format_for(str(path), fmt))) for path in output or []]
+    for path, text in texts:  # every format known before the first file is written
+        write_text(path, text)
         typer.echo(f"wrote {path}", err=True)
     if not output:
         sys.stdout.write(render(lb, fmt or "md"))

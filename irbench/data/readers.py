@@ -233,7 +233,7 @@ def read_beir_qrels(path: str | Path) -> Iterator[Qrel]:
     path = Path(path)
 
     def parse() -> Iterator[tuple[int, Qrel]]:
-        cols = "query-id, corpus-id, score"
+        cols = "query-id, corpus-id, score; TREC qrels have 4: 'qid 0 docid rel'"
         for ln, (qid, did, score) in tsv_rows(
             path, 3, cols, header=("query-id", "query_id", "qid")
         ):

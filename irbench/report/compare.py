@@ -11,6 +11,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from irbench.errors import ConfigError, DataError
 from irbench.eval.significance import Comparison, compare
@@ -79,10 +80,21 @@ def _p(p: float) -> str:
     return "nan" if math.isnan(p) else f"{p:.3g}" if p >= 1e-4 else f"{p:.2e}"
 
 
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_nan_to_none(v) for v in obj]
+    return obj
+
+
 def format_text(c: Comparison, a: str, b: str, fmt: str = "text") -> str:
     """Plain text (``text``), Markdown (``md``) or JSON (``json``)."""
     if fmt == "json":
-        return json.dumps({"a": a, "b": b, **c.as_dict()}, indent=2) + "\n"
+        # NaN (no test with fewer than two queries) as null: valid JSON
+        return json.dumps(_nan_to_none({"a": a, "b": b, **c.as_dict()}), indent=2) + "\n"
     if fmt not in ("text", "md"):
         raise ConfigError(f"unknown format '{fmt}'; choose one of: text, md, json")
     lines = [

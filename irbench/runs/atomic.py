@@ -72,8 +72,13 @@ def remove_stale_temps(path: str | os.PathLike) -> int:
 def atomic_open(
     path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8"
 ) -> Iterator[IO]:
-    """Open ``path.tmp-<pid>`` for writing; rename over ``path`` only if the block succeeds."""
+    """Open ``path.tmp-<pid>`` for writing; rename over ``path`` only if the block succeeds.
+    A folder at ``path`` is an IsADirectoryError naming ``path`` before anything is written."""
     path = Path(path)
+    if path.is_dir():
+        import errno
+
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path)
     tmp = tmp_sibling(path)

@@ -43,7 +43,9 @@ def write_run(
     """Write ``(query_id, [(doc_id, score), ...])`` rows (already ranked, see
     :func:`trec_order`) to ``path``; a non-finite score is a DataError."""
     if not tag or any(c.isspace() for c in tag):
-        raise DataError(f"run tag {tag!r} must be non-empty without spaces (set tag=...)")
+        raise DataError(
+            f"run tag {tag!r} must be non-empty without spaces (the config's tag=, or --tag)"
+        )
     with atomic_open(path) as f:
         for qid, ranked in hits:
             if not all(math.isfinite(score) for _, score in ranked):
