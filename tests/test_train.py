@@ -382,3 +382,112 @@ def test_every_train_recipe_composes_and_validates(recipe):
     assert cfg.run_dir == f"runs/scifact/splade-{recipe}.numba"
     assert compose("train=splade", "encoder=splade", "run_dir=elsewhere").run_dir == "elsewhere"
     assert compose().get("train") is None
+
+
+# -- audit regressions (session 17) -----------------------------------------------------------------
+def test_a_run_that_replaces_a_finished_one_invalidates_its_summary(toy, bert, tmp_path):
+    """B (another lr, same run_dir) crashes after starting: A run again must not "reuse" the
+    checkpoint folder B was writing, on the strength of A's old summary."""
+    extra = ("train.max_steps=3",)
+    _, first = _train(toy, bert, tmp_path, *extra)
+    summary = tmp_path / "run" / "train" / "summary.json"
+    assert summary.is_file()
+
+    def crash(step):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _train(toy, bert, tmp_path, *extra, "train.optim.lr=5e-2", on_step=crash)
+    assert not summary.exists()
+    a = _weights(first.checkpoint)
+    _, again = _train(toy, bert, tmp_path, *extra)
+    assert not again.reused
+    b = _weights(again.checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_train_threads_hold_after_mining_on_a_cold_cache(toy, bert, tmp_path):
+    seen = []
+    _train(toy, bert, tmp_path, "train.max_steps=1", "train.negatives.per_query=1",
+           "train.negatives.retriever=self", "threads=0",
+           on_step=lambda step: seen.append(torch.get_num_threads()))  # fmt: skip
+    assert seen == [1]  # train.threads=1; mining (a neural miner, threads=0) had reset it
+
+
+def _graded_toy(tmp_path: Path) -> Path:
+    folder = make_train_beir(tmp_path / "graded")
+    with open(folder / "qrels" / "train.tsv", "a") as f:
+        f.write("q0\td5\t0\n")  # judged non-relevant
+    return folder
+
+
+def test_judged_non_relevant_docs_stay_negatives_and_teacher_files_are_checked(bert, tmp_path):
+    from irbench.train.data import load, read_teacher_scores
+    from irbench.train.settings import from_config
+
+    toy = _graded_toy(tmp_path)
+    scores = tmp_path / "teacher.tsv"
+    scores.write_text("q0\td0\t9.5\nq0\td5\t1.0\nq0\td6\t2.0\n")
+    args = ("train=distil", f"train.data.teacher_scores={scores}", "train.negatives.per_query=2")
+    cfg = compose(*overrides(toy, bert, tmp_path, *args))
+    data = load(cfg, from_config(cfg))
+    assert sorted(data.queries[0].negatives) == ["d5", "d6"]  # d5 (grade 0) was dropped
+    cfg = compose(*overrides(toy, bert, tmp_path, *args[:2], "train.negatives.per_query=3"))
+    with pytest.raises(DataError, match="fewer than train.negatives.per_query=3 .* 'q0' has 2"):
+        load(cfg, from_config(cfg))  # was a KeyError once an unscored filler was drawn
+    dup = tmp_path / "dup.tsv"
+    dup.write_text("q0\td0\t5.0\nq0\td0\t-3.0\n")
+    with pytest.raises(DataError, match=r"dup.tsv:2: a second score for query q0, doc d0"):
+        read_teacher_scores(dup)
+    stranger = tmp_path / "stranger.tsv"
+    stranger.write_text("x9\td0\t1.0\nx9\td1\t0.5\n")
+    cfg = compose(*overrides(toy, bert, tmp_path, "train=distil",
+                             f"train.data.teacher_scores={stranger}", "train.negatives.per_query=1"))  # fmt: skip
+    with pytest.raises(DataError, match=r"stranger.tsv: none of its 1 query ids \(e.g. 'x9'\)"):
+        load(cfg, from_config(cfg))
+
+
+def test_triples_headers_ids_and_shared_texts(toy, bert, tmp_path):
+    from irbench.train.data import load
+    from irbench.train.settings import from_config
+    from irbench.train.trainer import _relevant_mask
+
+    def data_for(text: str, *extra: str):
+        path = tmp_path / "t.tsv"
+        path.write_text(text)
+        cfg = compose(*overrides(toy, bert, tmp_path, f"train.data.triples={path}",
+                                 "train.negatives.per_query=1", *extra))  # fmt: skip
+        return load(cfg, from_config(cfg))
+
+    data = data_for("query\tpositive\tnegative\nq3\td3\td9\nq4\td4\td8\n")  # a header line
+    assert data.info["triples_format"] == "ids" and len(data) == 2
+    with pytest.raises(DataError, match=r"t.tsv:3: query id 'q85' is not a query of split"):
+        data_for("q3\td3\td9\n\nq85\td5\td9\n")  # q85 is a test query: not text, an error
+    with pytest.raises(DataError, match=r"t.tsv:1: negative id 'nope' is not a doc"):
+        data_for("q3\td3\tnope\n")
+    text = (
+        "what is aspirin\taspirin is a drug\tlung virus\nwhat is aspirin\taspirin is a drug\tdna\n"
+    )
+    data = data_for(text)
+    batch = data.batch(0, 2)
+    assert batch[0].pos == batch[1].pos  # one passage, one id
+    doc_ids = [e.pos for e in batch] + [d for e in batch for d in e.negs]
+    mask = _relevant_mask(data, batch, doc_ids, "cpu")
+    assert mask is not None and mask[0, 1] and mask[1, 0]  # not each other's negative
+    with pytest.raises(ConfigError, match="triples has no dev queries"):
+        data_for(text, "train.data.dev_queries=1")
+
+
+def test_inference_only_settings_reuse_a_finished_training(toy, bert, tmp_path):
+    from irbench.train.trainer import config_hash
+
+    base = overrides(toy, bert, tmp_path, "train.max_steps=2")
+    h = config_hash(compose(*base))
+    for same in ("encoder.batch_size=7", "encoder.doc.top_k=50", "encoder.query.quantize=100",
+                 "dataset.split=train", "encoder.threads=1"):  # fmt: skip
+        assert config_hash(compose(*base, same)) == h, same
+    for other in ("encoder.doc.max_length=20", "train.optim.lr=1e-3", "encoder.doc.pooling=sum"):
+        assert config_hash(compose(*base, other)) != h, other
+    _train(toy, bert, tmp_path, "train.max_steps=2")
+    _, again = _train(toy, bert, tmp_path, "train.max_steps=2", "encoder.batch_size=7")
+    assert again.reused

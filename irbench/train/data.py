@@ -83,6 +83,11 @@ class TrainingData:
     def __len__(self) -> int:
         return len(self.queries)
 
+    def positives_of(self, qid: str) -> set[str]:
+        """The docs graded at least ``train.data.min_relevance`` for ``qid``: never negatives
+        (judged non-relevant docs are, like any other)."""
+        return positives(self.qrels, qid, self.s.min_relevance)
+
     def _order(self, epoch: int) -> np.ndarray:
         if epoch not in self._perm:
             self._perm = {epoch: np.random.default_rng([self.s.seed, epoch]).permutation(len(self))}
@@ -101,7 +106,7 @@ class TrainingData:
             negs = [pool[i] for i in sorted(rng.choice(len(pool), n, replace=False))] if n else []
         else:  # too few mined: fill with docs used elsewhere (random, not relevant)
             negs = list(pool)
-            relevant = self.qrels.get(q.qid, {})
+            relevant = self.positives_of(q.qid)
             while len(negs) < n and len(self._fallback) > len(relevant) + len(negs):
                 d = self._fallback[int(rng.integers(len(self._fallback)))]
                 if d not in relevant and d not in negs and d != pos:
@@ -118,6 +123,11 @@ class TrainingData:
 
 
 # -- loading ----------------------------------------------------------------------------------------
+def positives(qrels: dict[str, dict[str, int]], qid: str, min_relevance: int) -> set[str]:
+    """``qid``'s docs graded ``>= min_relevance`` in ``qrels``."""
+    return {d for d, g in qrels.get(qid, {}).items() if g >= min_relevance}
+
+
 def load(cfg: Any, settings: TrainSettings, record: dict[str, Any] | None = None) -> TrainingData:
     """Training data for ``cfg``: the dataset's ``train.data.split`` (or triples), negatives
     mined (and cached) or read from the teacher file, dev queries held out."""
@@ -141,31 +151,41 @@ def load(cfg: Any, settings: TrainSettings, record: dict[str, Any] | None = None
     if settings.max_queries:
         queries = queries[: settings.max_queries]
     if settings.teacher_scores:
-        scores = read_teacher_scores(Path(settings.teacher_scores))
+        teacher_file = Path(settings.teacher_scores)
+        scores = read_teacher_scores(teacher_file)
         kept = []
         for q in queries:
             t = scores.get(q.qid)
             if not t:
                 continue
             q.positives = [d for d in q.positives if d in t]
-            relevant = qrels.get(q.qid, {})
+            relevant = positives(qrels, q.qid, settings.min_relevance)
             q.ranked = sorted(t, key=lambda d: (-t[d], d))
             q.negatives = [d for d in q.ranked if d not in relevant]
             q.teacher = t
             if q.positives and q.negatives:
                 kept.append(q)
+        if not kept:
+            raise DataError(
+                f"none of its {len(scores)} query ids (e.g. '{min(scores)}') is a query of split "
+                f"'{settings.split}' with a scored positive and a scored non-positive; check the "
+                "file and train.data.split",
+                teacher_file,
+            )
+        _check_teacher_depth(kept, settings, f"{teacher_file} scores")
         record["teacher_queries"] = len(kept)
         queries = kept
     elif settings.negatives or settings.dev_queries:
         ranked = mine(cfg, dataset, queries, settings, settings.split, record)
         for q in queries:
-            relevant = qrels.get(q.qid, {})
+            relevant = positives(qrels, q.qid, settings.min_relevance)
             q.ranked = ranked.get(q.qid, [])
             q.negatives = [d for d in q.ranked[settings.skip :] if d not in relevant]
         if settings.teacher:
             scores = teacher_scores(cfg, dataset, queries, settings, record)
             for q in queries:
                 q.teacher = scores.get(q.qid, {})
+            _check_teacher_depth(queries, settings, "the miner's hits (train.negatives.depth)")
     dev: list[TrainQuery] = []
     dev_qrels = None
     if settings.dev_split:
@@ -203,6 +223,21 @@ def load(cfg: Any, settings: TrainSettings, record: dict[str, Any] | None = None
     return TrainingData(queries, dev, docs, qrels, settings, record, dev_qrels)
 
 
+def _check_teacher_depth(queries: list[TrainQuery], settings: TrainSettings, source: str) -> None:
+    """With teacher scores a query's negatives must all be scored: a DataError naming the
+    first query with fewer than ``train.negatives.per_query`` of them (the random fill-in of
+    :meth:`TrainingData.example` has no teacher score)."""
+    n = settings.negatives
+    short = [q for q in queries if len(q.negatives[: settings.depth]) < n]
+    if short:
+        q = short[0]
+        raise DataError(
+            f"{len(short)} training queries have fewer than train.negatives.per_query={n} "
+            f"teacher-scored negatives in {source} (e.g. '{q.qid}' has "
+            f"{len(q.negatives[: settings.depth])}); lower per_query or score more docs"
+        )
+
+
 def _dev_split(cfg, ds_cfg, settings, record):
     """Dev queries (with qrels) of another split and their miner hits."""
     from irbench.data import make_dataset
@@ -228,6 +263,7 @@ def read_teacher_scores(path: Path) -> dict[str, dict[str, float]]:
     from irbench.data.readers import iter_lines
 
     out: dict[str, dict[str, float]] = {}
+    first_line: dict[tuple[str, str], int] = {}
     for lineno, line in iter_lines(path):
         parts = line.split()
         if not parts:
@@ -240,20 +276,48 @@ def read_teacher_scores(path: Path) -> dict[str, dict[str, float]]:
             if lineno == 1:
                 continue  # header
             raise DataError(f"score {parts[2]!r} is not a number", path, lineno) from None
+        pair = (parts[0], parts[1])
+        if pair in first_line:
+            raise DataError(
+                f"a second score for query {pair[0]}, doc {pair[1]} (first at line "
+                f"{first_line[pair]}); keep one",
+                path,
+                lineno,
+            )
+        first_line[pair] = lineno
         out.setdefault(parts[0], {})[parts[1]] = score
     if not out:
         raise DataError("no teacher scores in the file", path)
     return out
 
 
+#: first-column names that mark a header line of a triples file
+TRIPLES_HEADER = frozenset({"query", "qid", "query_id", "query-id", "queries"})
+
+
 def _from_triples(
     path: Path, dataset: Any, settings: TrainSettings, record: dict[str, Any]
 ) -> TrainingData:
+    """Examples from ``query <tab> positive <tab> negative`` lines: ids of the dataset's
+    queries and docs when any of the first 100 rows starts with a query id of the split
+    (then every row must be ids, each unknown id an error naming its line), texts otherwise.
+    A first line whose first field is a column name (``query``, ``qid``...) is a header.
+    Rows of one query share its positives as qrels, and equal texts are one doc, so that
+    another row's copy of a positive is never an in-batch negative."""
+    import hashlib
+
     if not path.is_file():
         raise DataError("triples file not found", path)
+    if settings.dev_queries or settings.dev_split:
+        raise ConfigError(
+            "train.data.triples has no dev queries: unset train.data.dev_queries and "
+            "train.data.dev_split (and train.eval.every), or train from the dataset's qrels"
+        )
+    if settings.negatives > 1:
+        raise ConfigError("triples give one negative per query; set train.negatives.per_query=1")
     from irbench.data.readers import iter_lines
 
-    rows = []
+    rows: list[tuple[int, list[str]]] = []
     for lineno, line in iter_lines(path):
         if not line.strip():
             continue
@@ -264,30 +328,47 @@ def _from_triples(
                 path,
                 lineno,
             )
-        rows.append(parts)
+        if not rows and parts[0].strip().lower() in TRIPLES_HEADER:
+            continue  # a header line
+        rows.append((lineno, parts))
         if settings.max_queries and len(rows) >= settings.max_queries:
             break
     if not rows:
         raise DataError("no triples in the file", path)
     queries_by_id = {q.query_id: q.text for q in dataset.queries_iter()}
-    as_ids = rows[0][0] in queries_by_id
+    as_ids = any(parts[0] in queries_by_id for _, parts in rows[:100])
     docs: dict[str, str] = {}
     out = []
+    positives: dict[str, set[str]] = {}  # per query (id, or text)
     if as_ids:
-        ids = {r[1] for r in rows} | {r[2] for r in rows}
+        ids = {r[1] for _, r in rows} | {r[2] for _, r in rows}
         docs = {d.doc_id: d.full_text() for d in dataset.docs_iter() if d.doc_id in ids}
-        for i, (qid, p, n) in enumerate(rows):
-            if qid not in queries_by_id or p not in docs or n not in docs:
-                raise DataError(f"triple line {i + 1}: unknown query or doc id", path, i + 1)
-            out.append(TrainQuery(f"{qid}#{i}", queries_by_id[qid], [p], [p, n], [n]))
+        for lineno, (qid, p, n) in rows:
+            for value, column, known in ((qid, "query", queries_by_id), (p, "positive", docs),
+                                         (n, "negative", docs)):  # fmt: skip
+                if value not in known:
+                    where = f"a query of split '{settings.split}'" if column == "query" else "a doc"
+                    raise DataError(
+                        f"{column} id {value!r} is not {where} of dataset '{dataset.name}' "
+                        "(the file's other rows are ids)",
+                        path,
+                        lineno,
+                    )
+            out.append(TrainQuery(f"{qid}#{lineno}", queries_by_id[qid], [p], [p, n], [n]))
+            positives.setdefault(qid, set()).add(p)
+        qrels = {q.qid: dict.fromkeys(positives[q.qid.rsplit("#", 1)[0]], 1) for q in out}
     else:
-        for i, (qtext, ptext, ntext) in enumerate(rows):
-            docs[f"p{i}"], docs[f"n{i}"] = ptext, ntext
-            out.append(TrainQuery(f"t{i}", qtext, [f"p{i}"], [f"p{i}", f"n{i}"], [f"n{i}"]))
-    if settings.negatives > 1:
-        raise ConfigError("triples give one negative per query; set train.negatives.per_query=1")
+
+        def text_id(prefix: str, text: str) -> str:
+            return prefix + hashlib.sha1(text.encode("utf-8")).hexdigest()[:20]
+
+        for lineno, (qtext, ptext, ntext) in rows:
+            p, n = text_id("p", ptext), text_id("p", ntext)  # one id per distinct text
+            docs[p], docs[n] = ptext, ntext
+            out.append(TrainQuery(f"t{lineno}", qtext, [p], [p, n], [n]))
+            positives.setdefault(qtext, set()).add(p)
+        qrels = {q.qid: dict.fromkeys(positives[q.text], 1) for q in out}
     record.update(triples=str(path), triples_format="ids" if as_ids else "text")
-    qrels = {q.qid: {q.positives[0]: 1} for q in out}
     return TrainingData(out, [], docs, qrels, settings, record)
 
 

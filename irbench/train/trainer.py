@@ -68,18 +68,31 @@ def _barrier(world: int) -> None:
 
 
 # -- helpers ---------------------------------------------------------------------------------------
+#: encoder settings that only steer inference (encoding the corpus and queries after
+#: training), per side and at the top: not part of :func:`config_hash`
+INFERENCE_ONLY = {"side": ("top_k", "quantize"),
+                  "encoder": ("batch_size", "sort_window", "device", "threads", "autocast")}  # fmt: skip
+
+
 def config_hash(cfg: Any) -> str:
-    """What the trained weights depend on: the recipe (minus bookkeeping), encoder, dataset."""
+    """What the trained weights depend on: the recipe (minus bookkeeping), the encoder (minus
+    :data:`INFERENCE_ONLY` settings) and the dataset (minus the evaluation split: training
+    reads ``train.data.split``). Changing what it leaves out reuses a finished training."""
     from omegaconf import OmegaConf
 
     t = OmegaConf.to_container(cfg.train, resolve=True)
     for k in ("resume", "log_every", "checkpoint", "device", "threads"):
         t.pop(k, None)
-    blob = {
-        "train": t,
-        "encoder": OmegaConf.to_container(cfg.encoder, resolve=True),
-        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
-    }
+    encoder = OmegaConf.to_container(cfg.encoder, resolve=True)
+    for k in INFERENCE_ONLY["encoder"]:
+        encoder.pop(k, None)
+    for side in ("doc", "query"):
+        if isinstance(encoder.get(side), dict):
+            for k in INFERENCE_ONLY["side"]:
+                encoder[side].pop(k, None)
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    dataset.pop("split", None)
+    blob = {"train": t, "encoder": encoder, "dataset": dataset}
     return hashlib.sha256(json.dumps(blob, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -204,6 +217,8 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
         if done.get("config_hash") == chash and done.get("finished"):
             record.update(reused=True, checkpoint=str(ckpt_dir), **done.get("last", {}))
             return TrainResult(ckpt_dir, int(done.get("steps", 0)), True, done if rank == 0 else {})
+    if rank == 0:  # checkpoint/ is about to be rewritten: no summary may vouch for it meanwhile
+        summary_path.unlink(missing_ok=True)
 
     seed_everything(s.seed)
     encoder = make_encoder(cfg)
@@ -226,6 +241,7 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
         _barrier(world)  # rank 0 mines (and caches) the negatives first
         data = tdata.load(cfg, s, data_record)
     record["data"] = data_record
+    hf.set_threads(s.threads)  # mining searches with numba threads, which resets torch's
     data_s = time.perf_counter() - t0
     idf = None
     if encoder.query.head == "idf":
@@ -278,6 +294,8 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            scaler.load_state_dict(state["scaler"])
         _set_rng_state(state["rng"])
         start, history = int(state["step"]), list(state["history"])
         best, bad_evals = state.get("best"), int(state.get("bad_evals", 0))
@@ -360,8 +378,13 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
             now = time.perf_counter()
             row: dict[str, Any] = {"step": step, "epoch": round(step * s.batch_size / len(data), 4),
                                    "lr": lr}  # fmt: skip
-            row["lambda_query_flops"] = warmup_weight(s.reg_query.flops, step, s.reg_warmup)
-            row["lambda_doc_flops"] = warmup_weight(s.reg_doc.flops, step, s.reg_warmup)
+            query_trains = _trainable(encoder.query)  # else no query penalty is applied
+            for side, reg, on in (("query", s.reg_query, query_trains), ("doc", s.reg_doc, True)):
+                row[f"lambda_{side}_flops"] = (
+                    warmup_weight(reg.flops, step, s.reg_warmup) if on else 0.0
+                )
+                if reg.l1 and on:
+                    row[f"lambda_{side}_l1"] = warmup_weight(reg.l1, step, s.reg_warmup)
             for k, v in logs.items():
                 window[k] = window.get(k, 0.0) + v
             window["n"] += 1
@@ -403,6 +426,7 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
                         "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                         "rng": _rng_state(), "history": history, "best": best,
                         "bad_evals": bad_evals, "window": window,
+                        "scaler": scaler.state_dict(),  # fp16 loss scale (empty otherwise)
                     }  # fmt: skip
                     state_dir.mkdir(parents=True, exist_ok=True)
                     with atomic_open(state_dir / f"step-{step:07d}.pt", "wb") as f:
