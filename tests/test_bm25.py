@@ -283,6 +283,9 @@ def test_lucene_norms_change_long_docs_only() -> None:
     without = encode(plain_encoder(lucene_norms=False), docs).toarray()
     np.testing.assert_array_equal(with_norms[[0, 2]], without[[0, 2]])  # lengths < 24: exact
     assert not np.allclose(with_norms[1], without[1])  # 101 is stored as 96
+    for bad in ("maybe", "false", 0):  # a string was truthy: lucene_norms=maybe meant true
+        with pytest.raises(ConfigError, match="encoder.lucene_norms"):
+            plain_encoder(lucene_norms=bad)
 
 
 def test_title_is_indexed_and_empty_docs_are_empty_rows() -> None:

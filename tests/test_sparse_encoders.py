@@ -176,6 +176,29 @@ def test_special_tokens_never_become_terms(tiny_bert):
     assert (raw[:, specials] > 0).any()
 
 
+def test_added_special_tokens_never_become_terms(tiny_bert, tmp_path):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path / "bert-added"
+    shutil.copytree(tiny_bert, folder)
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    tok.add_tokens(["[BAR]"], special_tokens=True)
+    tok.save_pretrained(folder)
+    bar = AutoTokenizer.from_pretrained(str(folder)).convert_tokens_to_ids("[BAR]")
+    assert bar not in AutoTokenizer.from_pretrained(str(folder)).all_special_ids  # the gap
+    m = encode_docs(make(folder, doc={"head": "binary"}), ["the protein [BAR] cells"])
+    assert m.nnz and bar not in m.indices
+
+
+def test_a_max_length_beyond_the_models_positions_is_capped(tiny_bert):
+    long_text = " ".join(["protein cells"] * 60)  # ~120 tokens; the model has 64 positions
+    capped = encode_docs(make(tiny_bert, doc={"max_length": 500}), [long_text])
+    at_limit = encode_docs(make(tiny_bert, doc={"max_length": 64}), [long_text])
+    assert (capped != at_limit).nnz == 0 and capped.nnz
+
+
 def test_length_sorted_batching_keeps_input_order(tiny_bert):
     one = encode_docs(make(tiny_bert, batch_size=1), TEXTS).toarray()
     many = encode_docs(make(tiny_bert, batch_size=4, sort_window=5), TEXTS).toarray()
@@ -415,9 +438,25 @@ def test_bad_settings_are_config_errors(tiny_bert):
         ({"doc": {"max_len": 3}}, "encoder.doc.max_len"),
         ({"batch_size": 0}, "encoder.batch_size"),
         ({"autocast": "int8"}, "encoder.autocast"),
+        ({"doc": {"seed": "abc"}}, "encoder.doc.seed"),
+        ({"doc": {"seed": 1.7}}, "encoder.doc.seed"),  # was truncated to 1
+        ({"doc": {"quantize": True}}, "encoder.doc.quantize"),  # was a scale of 1.0
     ]:
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             make(tiny_bert, **kw)
+
+
+def test_unusable_devices_are_config_errors():
+    from irbench.encoders.hf import resolve_device
+
+    with pytest.raises(ConfigError, match="unknown device 'tpu'"):
+        resolve_device("tpu")
+    if not torch.backends.mps.is_available():  # was a traceback from the first model call
+        with pytest.raises(ConfigError, match="encoder.device=mps"):
+            resolve_device("mps")
+    if torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA devices are visible"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")
 
 
 def test_different_vocabularies_are_rejected(tiny_bert, tmp_path):

@@ -150,7 +150,9 @@ class BM25Encoder:
         self.b = float(b)
         self.stemmer = stemmer
         self.stopwords = "none" if stopwords is None else stopwords
-        self.lucene_norms = bool(lucene_norms)
+        if not isinstance(lucene_norms, bool):
+            raise ConfigError(f"encoder.lucene_norms: expected true or false, got {lucene_norms!r}")
+        self.lucene_norms = lucene_norms
         self.query_weighting = query_weighting
         self.name = name
         self.batch_size = int(batch_size)

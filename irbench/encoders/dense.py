@@ -13,7 +13,7 @@ original order is restored before vectors are returned. On CPU the batches run i
 ``torch.get_num_threads()`` worker threads with single-threaded torch ops each
 (:func:`irbench.encoders.hf.map_batches`). On GPU, bf16 autocast is on by default
 (``autocast: auto``); on CPU it is off: it changes the vectors, and on the project's AVX2
-machine torch's bf16 matmul ran 12-97x slower than fp32 (``docs/encoders.md``).
+machine torch's bf16 matmul ran 9-97x slower than fp32 (``docs/encoders.md``).
 """
 
 from __future__ import annotations

@@ -120,7 +120,8 @@ def load_model(backbone: str, mlm: bool, key: str = "encoder.backbone") -> Any:
 # -- fingerprints -----------------------------------------------------------------------------------
 def model_fingerprint(backbone: str, key: str = "encoder.backbone") -> str:
     """What identifies the weights: for a local folder ``sha256:<hex>`` over its model, config and
-    tokenizer files (each file's hash memoised on path, size and mtime); for a hub id
+    tokenizer files (each file's hash memoised on its path and
+    :func:`~irbench.data.fingerprint.file_stamp`: size, mtime, ctime, inode); for a hub id
     ``<id>@<commit>`` of the cached snapshot, or the bare id when it is not cached."""
     backbone = _check_backbone(backbone, key)
     if not is_local(backbone):
@@ -170,10 +171,19 @@ def resolve_device(device: str | None, key: str = "encoder.device") -> str:
     d = "auto" if device in (None, "", "auto") else str(device)
     if d == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", d):
+        raise ConfigError(f"{key}: unknown device {d!r}; use auto, cpu, cuda, cuda:N or mps")
     if d.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"{key}={d}: no CUDA device is visible; use {key}=cpu or {key}=auto")
-    if not re.fullmatch(r"cpu|cuda(:\d+)?|mps", d):
-        raise ConfigError(f"{key}: unknown device {d!r}; use auto, cpu, cuda or cuda:N")
+    if d.startswith("cuda:") and int(d[5:]) >= torch.cuda.device_count():
+        raise ConfigError(
+            f"{key}={d}: only {torch.cuda.device_count()} CUDA devices are visible "
+            f"(cuda:0..cuda:{torch.cuda.device_count() - 1})"
+        )
+    if d == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"{key}=mps: this PyTorch has no usable MPS device; use {key}=cpu or auto"
+        )
     return d
 
 

@@ -284,16 +284,23 @@ class SparseNeuralEncoder:
             )
 
     def _special_mask(self, tok: Any) -> np.ndarray:
+        """The tokenizer's special tokens, added ones marked special included (they are not
+        all in ``all_special_ids``): never terms."""
         mask = np.zeros(len(tok), dtype=bool)
-        ids = [i for i in tok.all_special_ids if i is not None and 0 <= i < len(tok)]
+        added = getattr(tok, "added_tokens_decoder", {}) or {}
+        special = set(tok.all_special_ids) | {i for i, t in added.items() if t.special}
+        ids = [i for i in special if i is not None and 0 <= i < len(tok)]
         mask[ids] = True
         return mask
 
     def _max_length(self, side: SideConfig) -> int | None:
-        if side.max_length is not None:
-            return side.max_length
-        limit = getattr(self._tokenizer(side), "model_max_length", None)
-        limit = int(limit) if limit and limit < 1_000_000 else None
+        """The side's ``max_length`` (default: the tokenizer's ``model_max_length``), capped by
+        the model's position embeddings on a side that runs the model (as the dense encoder
+        caps it): a longer input has no positions to run on."""
+        limit = side.max_length
+        if limit is None:
+            limit = getattr(self._tokenizer(side), "model_max_length", None)
+            limit = int(limit) if limit and limit < 1_000_000 else None
         if side.uses_model:
             positions = getattr(self._model(side).config, "max_position_embeddings", None)
             if positions:

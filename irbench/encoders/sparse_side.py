@@ -50,7 +50,7 @@ class SideConfig:
         q = spec.get("quantize")
         if q is not None:
             try:
-                q = float(q)
+                q = -1.0 if isinstance(q, bool) else float(q)
             except (TypeError, ValueError):
                 q = -1.0
             if not q > 0:
@@ -58,7 +58,7 @@ class SideConfig:
                     f"{key}.quantize: expected null or a positive scale, got {spec['quantize']!r}"
                 )
         self.quantize = q
-        self.seed = int(spec.get("seed") or 0)
+        self.seed = _opt_int(spec.get("seed"), f"{key}.seed", minimum=0) or 0
 
     @property
     def uses_model(self) -> bool:
