@@ -337,6 +337,32 @@ def test_bad_factory_and_inputs() -> None:
     assert (i == -1).all() and np.isneginf(s).all()
 
 
+@pytest.mark.parametrize("factory", ["SQ8", "SQ4", "HNSW16,SQ8"])
+def test_a_minmax_scalar_quantizer_trains_from_one_pass_exactly(factory: str, monkeypatch) -> None:
+    """Trained from the per-dimension min and max (two rows, no copy of the corpus), the
+    quantizer equals the one FAISS trains on every row: same ranges, same codes, same hits."""
+    from irbench.index import faiss as faiss_module
+    from irbench.index.faiss import minmax_quantizer
+
+    def no_copy(*_):
+        raise AssertionError("the corpus was gathered into one training matrix")
+
+    monkeypatch.setattr(faiss_module, "_gather", no_copy)
+    docs = random_unit(3000, 24, 4) * np.linspace(0.5, 3.0, 24, dtype=np.float32)
+    ours = FaissIndex.build(_uneven(docs), factory=factory)
+    theirs = faiss.index_factory(24, factory, faiss.METRIC_INNER_PRODUCT)
+    theirs.train(docs)  # every row
+    theirs.add(docs)
+    a, b = minmax_quantizer(ours.index), minmax_quantizer(theirs)
+    np.testing.assert_array_equal(faiss.vector_to_array(a.sq.trained),
+                                  faiss.vector_to_array(b.sq.trained))  # fmt: skip
+    np.testing.assert_array_equal(faiss.vector_to_array(a.codes), faiss.vector_to_array(b.codes))
+    if "HNSW" not in factory:  # a graph also depends on its search knobs and build threads
+        queries = random_unit(20, 24, 5)
+        assert (ours.search(queries, 10)[1] == theirs.search(queries, 10)[1]).all()
+    assert minmax_quantizer(faiss.index_factory(24, "IVF4,SQ8")) is None  # residuals: all rows
+
+
 def _uneven(x: np.ndarray, cuts=(0, 7, 7, 130, 401, 402)):
     """``x`` as DenseBlocks of uneven sizes (one empty), read-only like memory-mapped chunks."""
     from irbench.types import DenseBlocks

@@ -419,8 +419,10 @@ class FaissIndex:
         work = _to_gpu(index) if _gpu_wanted(gpu, base) else index
         if not work.is_trained:
             size = default_train_size(index) if train_size is None else train_size
-            rows = training_rows(n, size, seed)
-            sample = _gather(blocks, rows)
+            if size is None and n and work is index and minmax_quantizer(index) is not None:
+                sample = _column_range(blocks)  # trains exactly as every row would
+            else:
+                sample = _gather(blocks, training_rows(n, size, seed))
             try:
                 work.train(sample)
             except RuntimeError as e:
@@ -606,8 +608,9 @@ def default_train_size(index: Any) -> int | None:
     anyway, for index types whose training subsamples -- k-means (``max_points_per_centroid``,
     256, per IVF list or PQ centroid, at least 65,536), PCA (1,000 per input dimension), OPQ
     (``max_train_points``); None (every row) for anything else, e.g. scalar quantizers, whose
-    value ranges come from every row they are given. Gathering more would only hold memory
-    for FAISS to subsample."""
+    value ranges come from every row they are given (a min/max one is trained from one
+    streaming pass: :func:`minmax_quantizer`). Gathering more would only hold memory for
+    FAISS to subsample."""
     per = int(faiss.ClusteringParameters().max_points_per_centroid)
     sizes = [per * 256]
     base = faiss.downcast_index(index)
@@ -706,6 +709,33 @@ def _checked(blocks: DenseBlocks) -> Any:
         yield b
     if seen != blocks.n_rows:
         raise ConfigError(f"index=faiss: the doc blocks hold {seen} rows, not {blocks.n_rows}")
+
+
+def minmax_quantizer(index: Any) -> Any | None:
+    """The scalar quantizer (plain, or an HNSW graph's storage) that a min/max range statistic
+    trains, or None. Its training keeps only each dimension's min and max over the rows, so
+    two rows holding them train it exactly as the whole corpus would, without a copy of it
+    (FAISS ``ScalarQuantizer::train``, ``RS_minmax``)."""
+    base = faiss.downcast_index(index)
+    if isinstance(base, faiss.IndexHNSW):
+        base = faiss.downcast_index(base.storage)
+    if (
+        isinstance(base, faiss.IndexScalarQuantizer)
+        and base.sq.rangestat == faiss.ScalarQuantizer.RS_minmax
+    ):
+        return base
+    return None
+
+
+def _column_range(blocks: DenseBlocks) -> np.ndarray:
+    """``[per-dimension min, per-dimension max]`` over every row, in one streaming pass."""
+    lo = np.full(blocks.dim, np.inf, dtype=np.float32)
+    hi = np.full(blocks.dim, -np.inf, dtype=np.float32)
+    for b in _checked(blocks):
+        if len(b):
+            np.minimum(lo, b.min(axis=0), out=lo)
+            np.maximum(hi, b.max(axis=0), out=hi)
+    return np.stack([lo, hi])
 
 
 def _gather(blocks: DenseBlocks, rows: np.ndarray | None) -> np.ndarray:
