@@ -2,7 +2,7 @@
 
 Runs are ``{query_id: {doc_id: score}}`` (what :func:`irbench.runs.trec.read_run` returns).
 Ranks inside an input run and the fused ranking break score ties by doc id, descending, as
-trec_eval does when it evaluates a run: the output depends only on the inputs, never on dict
+trec_eval does when it evaluates a run (and irbench's evaluation, for every measure): the output depends only on the inputs, never on dict
 order, and the fused file ranks its hits as its metrics do.
 
 * ``rrf``: ``score(d) = Σ_i w_i / (rrf_k + rank_i(d))`` with ranks from 1; a run that did not
@@ -161,7 +161,7 @@ def fusion_config(
     """The parameters that matter for ``method`` (recorded in manifests, used in names)."""
     cfg: dict[str, Any] = {"method": method, "k": int(k)}
     if method == "rrf":
-        cfg["rrf_k"] = int(rrf_k)
+        cfg["rrf_k"] = int(rrf_k) if float(rrf_k).is_integer() else float(rrf_k)
     else:
         cfg.update(alpha=float(alpha), norm=norm)
     if weights is not None:
@@ -193,9 +193,13 @@ def fuse_to_run_dir(
     from irbench.runs.atomic import atomic_dir
 
     dirs = [load_run_dir(p) for p in inputs]
-    prints = {
-        json.dumps(d.manifest.get("dataset", {}).get("fingerprint"), sort_keys=True) for d in dirs
-    }
+
+    def collection(d: Any) -> str:  # docs and queries: runs judged on other qrels still fuse
+        fp = dict((d.manifest.get("dataset") or {}).get("fingerprint") or {})
+        fp.pop("qrels", None)
+        return json.dumps(fp, sort_keys=True)
+
+    prints = {collection(d) for d in dirs}
     if len(prints) > 1:
         raise ConfigError(
             "the runs to fuse come from different datasets (fingerprints differ): "
@@ -203,8 +207,8 @@ def fuse_to_run_dir(
         )
     out = Path(run_dir)
     _check_fusion_target(out)
-    cfg = fusion_config(method, alpha, norm, k, rrf_k, weights)
     fused = fuse_runs(read_runs([d.path for d in dirs]), method, alpha, norm, k, rrf_k, weights)
+    cfg = fusion_config(method, alpha, norm, k, rrf_k, weights)  # the arguments are checked
     first = dirs[0]
     dataset = dict(first.manifest.get("dataset") or {})
     measures = list(measures or first.config_get("measures") or ["nDCG@10"])

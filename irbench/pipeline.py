@@ -744,25 +744,34 @@ def evaluate(cfg: Any, run_path: Path | None = None, docnos: list[str] | None = 
     return result
 
 
-#: config keys an evaluation may change in a run directory without making it another run
-EVAL_ONLY_KEYS = frozenset({"measures", "threads", "cache_dir"})
+#: config keys an evaluation may give differently in a run directory without making it
+#: another run (only ``measures`` is then recorded: see :func:`write_manifest`)
+EVAL_ONLY_KEYS = frozenset({"measures", "threads", "cache_dir", "run_dir"})
 
 
 def check_same_run(cfg: Any) -> bool:
     """Whether ``run_dir`` holds a run made with ``cfg`` up to :data:`EVAL_ONLY_KEYS` (False
-    when it has no stored config). A stored config that differs elsewhere is a ConfigError
-    naming the first key: evaluating would label that run with this config."""
+    when it has no stored config). Paths compare after both are made absolute (the stored
+    ones against the manifest's ``cwd``). A stored config that differs elsewhere is a
+    ConfigError naming the first key: evaluating would label that run with this config."""
     import yaml
     from omegaconf import OmegaConf
 
-    stored_path = Path(cfg.run_dir) / "config.yaml"
+    from irbench.config import anchor_paths
+
+    run_dir = Path(cfg.run_dir)
+    stored_path = run_dir / "config.yaml"
     if not stored_path.is_file():
         return False
     try:
         stored = yaml.safe_load(stored_path.read_text())
-    except (OSError, yaml.YAMLError):
+        cwd = json.loads((run_dir / "manifest.json").read_text()).get("cwd")
+    except (OSError, ValueError, AttributeError, yaml.YAMLError):
         return False
-    given = OmegaConf.to_container(cfg, resolve=True)
+    if not isinstance(stored, dict):
+        return False
+    stored = OmegaConf.to_container(anchor_paths(OmegaConf.create(stored), cwd), resolve=False)
+    given = OmegaConf.to_container(anchor_paths(cfg, os.getcwd()), resolve=True)
 
     def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
         if isinstance(a, dict) and isinstance(b, dict):
@@ -775,7 +784,7 @@ def check_same_run(cfg: Any) -> bool:
             return None
         return None if a == b else prefix.rstrip(".")
 
-    key = first_difference(stored, given) if isinstance(stored, dict) else "config"
+    key = first_difference(stored, given)
     if key:
         raise ConfigError(
             f"{cfg.run_dir} holds a run made with another config ({key}: "
@@ -825,6 +834,12 @@ def write_manifest(
     run_dir = Path(cfg.run_dir)
     config_text = to_yaml(cfg)
     path = run_dir / "manifest.json"
+    if same_run:  # the stored config, with only the measures evaluated now
+        from omegaconf import OmegaConf
+
+        stored = OmegaConf.load(run_dir / "config.yaml")
+        stored.measures = list(cfg.measures)
+        config_text = to_yaml(stored)
     manifest: dict[str, Any] = {}
     if path.is_file():
         try:
@@ -840,9 +855,10 @@ def write_manifest(
             return None
     manifest.update(environment())
     manifest["config_sha256"] = _sha(config_text)
-    manifest["seed"] = int(cfg.seed)
-    manifest["cwd"] = os.getcwd()  # what the config's relative paths are relative to
-    manifest["threads"] = effective_threads(int(cfg.threads))
+    if not (same_run and manifest):  # else they describe the run evaluated here
+        manifest["seed"] = int(cfg.seed)
+        manifest["cwd"] = os.getcwd()  # what the config's relative paths are relative to
+        manifest["threads"] = effective_threads(int(cfg.threads))
     manifest.setdefault("stages", {}).update(stages)
     for key, value in details.items():
         manifest[key] = value

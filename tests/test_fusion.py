@@ -176,6 +176,11 @@ def test_a_fused_run_dir_records_the_qrels_it_was_judged_on(tmp_path):
     lb = build([tmp_path / "runs"], baseline="bm25")
     assert "rrf(bm25+dense)" not in {r.name for r in lb.rows}
     assert any("other qrels" in note for note in lb.notes)
+    again, _ = fuse_to_run_dir([out, a], tmp_path / "again", qrels=cut)  # same docs: it fuses
+    assert (again / "run.trec").is_file()
+    for bad in ({"k": "abc"}, {"weights": ["x", 1]}, {"rrf_k": None}):  # one-line errors
+        with pytest.raises(ConfigError, match=f"{next(iter(bad))} must be"):
+            fuse_to_run_dir([a, b], tmp_path / "bad", qrels=cut, **bad)
 
 
 def test_a_failed_fusion_writes_nothing_and_never_replaces_another_folder(tmp_path):

@@ -530,8 +530,11 @@ def test_finite_weights_whose_products_overflow_are_a_data_error():
     for k in (1, 4, 20):
         with pytest.raises(DataError, match="overflow float32"):
             NumbaIndex.build(docs).search(query, k)
-    s, d = NumbaIndex.build(docs).search(sp.csr_matrix(np.array([[2.0, 0, 0]], np.float32)), 3)
-    assert np.isposinf(s[0, :2]).all() and list(d[0]) == [0, 2, 1]  # inf ranks, ties by doc
+    positive = sp.csr_matrix(np.array([[2.0, 0, 0]], np.float32))  # +inf: refused as well
+    with pytest.raises(DataError, match="overflow float32"):
+        NumbaIndex.build(docs).search(positive, 3)
+    s, d = NumbaIndex.build(docs).search(sp.csr_matrix(np.array([[0, 0, 1.0]], np.float32)), 3)
+    assert list(d[0]) == [3, -1, -1] and np.isneginf(s[0, 1:]).all()  # padding is fine
 
 
 def test_a_misspelled_build_option_is_an_error_not_ignored():

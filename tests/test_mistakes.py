@@ -46,8 +46,10 @@ def test_a_cutoff_of_zero_is_refused_before_any_work(beir_dir, workdir, measure)
 
 
 @pytest.mark.parametrize(
-    "measure", ["nDCG@10.5", "P@1e3", "P(rel=2.5)@10", "R@100000000000000000000"]
-)
+    "measure",
+    ["nDCG@10.5", "P@1e3", "P(rel=2.5)@10", "R@100000000000000000000", "P(rel=0)@10",
+     "P(rel=3000000000)@10", "nDCG(gains={0:0,1:1.5})@10", "nDCG(judged_only=1)@10"],
+)  # fmt: skip
 def test_a_measure_with_a_non_integer_or_huge_parameter_is_refused(beir_dir, workdir, measure):
     # AssertionError / KeyError tracebacks before, after run.trec had been written
     result = invoke("run", *local(beir_dir, f"measures=[nDCG@10,'{measure}']"))
@@ -161,7 +163,19 @@ def test_eval_with_other_measures_keeps_the_manifest_and_refuses_another_config(
         assert after[key] == before[key]
     assert {"index", "retrieve", "eval"} <= set(after["stages"])
     assert set(json.loads((run_dir / "metrics.json").read_text())) == {"P@10", "nDCG@10"}
+    # the same run named another way (absolute paths, other threads): evaluated, and only the
+    # measures change in what is recorded (threads stay those the run was retrieved with)
     config = (run_dir / "config.yaml").read_text()
+    same = ["dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir.resolve()}", "k=20",
+            f"run_dir={run_dir.resolve()}", "threads=1", "-M", "nDCG@10"]  # fmt: skip
+    result = invoke("eval", *same)
+    assert result.exit_code == 0, result.output
+    now = (run_dir / "config.yaml").read_text()
+    assert now.replace("- nDCG@10\n", "") == config.replace("- P@10\n", "").replace(
+        "- nDCG@10\n", ""
+    )
+    assert json.loads((run_dir / "manifest.json").read_text())["threads"] == after["threads"]
+    config = now
     # another encoder setting would relabel this run as k1=5: refused, nothing changes
     one_error_line(invoke("eval", *local(beir_dir, "encoder.k1=5")), "encoder.k1", "another config")
     assert (run_dir / "config.yaml").read_text() == config

@@ -251,3 +251,24 @@ def test_fusion_inside_run_fuses_two_complete_input_runs(beir_dir, workdir):
     assert stats["ms_per_query"] == pytest.approx(sum(p["ms_per_query"] for p in parts), abs=1e-3)
     assert stats["index_mb"] == pytest.approx(sum(p["index_mb"] for p in parts), abs=1e-3)
     assert stats["qps"] == pytest.approx(1000 / stats["ms_per_query"], rel=1e-3)
+
+
+def test_run_trec_lists_tied_hits_as_trec_eval_ranks_them(beir_dir, workdir):
+    """Copies of one doc tie exactly; run.trec lists them by doc id descending (trec_eval's
+    order, the one the metrics score), whatever their order in the corpus."""
+    lines = (beir_dir / "corpus.jsonl").read_text().splitlines()
+    text = json.loads(lines[3])
+    for new_id in ("copy-a", "copy-c", "copy-b"):  # corpus order is not the tie order
+        lines.append(json.dumps({**text, "_id": new_id}))
+    (beir_dir / "corpus.jsonl").write_text("\n".join(lines) + "\n")
+    query = " ".join((text["title"] + " " + text["text"]).split()[:3])
+    (beir_dir / "queries.jsonl").write_text(json.dumps({"_id": "q0", "text": query}) + "\n")
+    (beir_dir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq0\tcopy-a\t1\n")
+    assert invoke("run", *local(beir_dir)).exit_code == 0
+    rows = read_trec(workdir / "runs/tiny/bm25.numba/run.trec")
+    copies = {"d3", "copy-a", "copy-b", "copy-c"}
+    tied = [r[2] for r in rows if r[2] in copies]
+    assert len({r[4] for r in rows if r[2] in copies}) == 1  # one score
+    assert tied == sorted(copies, reverse=True)
+    ranks = [int(r[3]) for r in rows if r[2] in copies]
+    assert ranks == sorted(ranks) and ranks[-1] - ranks[0] == 3  # together, in that order

@@ -84,7 +84,7 @@ def test_retriever_frames_follow_pyterrier_conventions(beir_dir, tmp_path):
         assert list(hits["rank"]) == list(range(len(hits))) and len(hits) <= 7
         assert list(hits["score"]) == sorted(hits["score"], reverse=True)
     assert set(out["extra"]) == {1, 2}
-    # same hits as the run file (scores rounded there to 6 decimals)
+    # same hits as the run file (scores written there with 9 significant digits)
     from irbench.runs.trec import read_run
 
     run = read_run(run_dir / "run.trec")

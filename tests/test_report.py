@@ -102,7 +102,10 @@ def make_run_dir(
     }
     manifest = {
         "git": {"commit": "0123456789abcdef", "dirty": False},
-        "dataset": {"name": dataset, "fingerprint": {"qrels": f"{dataset}-qrels"}},
+        "dataset": {
+            "name": dataset,
+            "fingerprint": {"docs": f"{dataset}-docs", "qrels": f"{dataset}-qrels"},
+        },
         "encoder": {"name": encoder, "config": {"encoder": encoder, **config}},
         "index": {"name": index},
         "stats": stats,

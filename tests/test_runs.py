@@ -84,6 +84,33 @@ def test_trec_order_is_the_order_pytrec_eval_evaluates():
         assert want[q]["recip_rank"] == 1 / first
 
 
+def test_every_measure_ranks_ties_alike():
+    """ir_measures computes RR@k and Judged@k with providers that break ties by doc id
+    ascending, pytrec_eval (nDCG, P, AP, RR) descending: irbench hands them one ranking, so
+    on tied runs RR@1 equals P@1 (one relevant doc per query) and RR@10 equals pytrec_eval's
+    reciprocal rank cut at 10."""
+    import pytrec_eval
+
+    from irbench.eval import evaluate
+    from irbench.types import Qrel
+
+    rng = np.random.default_rng(8)
+    run, qrels = {}, {}
+    for q in range(150):
+        docs = [f"d{i}" for i in rng.choice(500, 20, replace=False)]
+        run[f"q{q}"] = {d: float(rng.integers(0, 3)) for d in docs}
+        qrels[f"q{q}"] = {str(rng.choice(docs)): 1}
+    result = evaluate(run, [Qrel(q, d, g) for q, r in qrels.items() for d, g in r.items()],
+                      ["RR@1", "P@1", "RR@10", "Judged@1"])  # fmt: skip
+    per = {}
+    for qid, measure, value in result.per_query:
+        per.setdefault(measure, {})[qid] = value
+    assert per["RR@1"] == per["P@1"] == per["Judged@1"]
+    rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(run)
+    for q, v in rr.items():
+        assert per["RR@10"][q] == (v["recip_rank"] if v["recip_rank"] >= 0.1 else 0.0)
+
+
 def test_write_run_refuses_non_finite_scores(tmp_path):
     with pytest.raises(DataError, match="not finite"):
         write_run(tmp_path / "r.trec", [("q1", [("d1", float("nan"))])], "t")

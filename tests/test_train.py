@@ -396,6 +396,9 @@ def test_a_run_that_replaces_a_finished_one_invalidates_its_summary(toy, bert, t
     def crash(step):
         raise KeyboardInterrupt
 
+    with pytest.raises(ConfigError):  # a mistake, stopped before any training: summary kept
+        _train(toy, bert, tmp_path, *extra, "train.reg.doc.idf_aware=true")
+    assert summary.is_file() and _train(toy, bert, tmp_path, *extra)[1].reused
     with pytest.raises(KeyboardInterrupt):
         _train(toy, bert, tmp_path, *extra, "train.optim.lr=5e-2", on_step=crash)
     assert not summary.exists()
@@ -411,7 +414,7 @@ def test_train_threads_hold_after_mining_on_a_cold_cache(toy, bert, tmp_path):
     _train(toy, bert, tmp_path, "train.max_steps=1", "train.negatives.per_query=1",
            "train.negatives.retriever=self", "threads=0",
            on_step=lambda step: seen.append(torch.get_num_threads()))  # fmt: skip
-    assert seen == [1]  # train.threads=1; mining (a neural miner, threads=0) had reset it
+    assert seen == [1]  # train.threads=1; mining (a neural miner, threads=0) reset it to all
 
 
 def _graded_toy(tmp_path: Path) -> Path:
@@ -488,6 +491,10 @@ def test_inference_only_settings_reuse_a_finished_training(toy, bert, tmp_path):
         assert config_hash(compose(*base, same)) == h, same
     for other in ("encoder.doc.max_length=20", "train.optim.lr=1e-3", "encoder.doc.pooling=sum"):
         assert config_hash(compose(*base, other)) != h, other
+    mined_by_itself = (*base, "train.negatives.retriever=self")  # then top_k changes negatives
+    assert config_hash(compose(*mined_by_itself, "encoder.doc.top_k=50")) != config_hash(
+        compose(*mined_by_itself)
+    )
     _train(toy, bert, tmp_path, "train.max_steps=2")
     _, again = _train(toy, bert, tmp_path, "train.max_steps=2", "encoder.batch_size=7")
     assert again.reused

@@ -294,18 +294,19 @@ class SparseNeuralEncoder:
         return mask
 
     def _max_length(self, side: SideConfig) -> int | None:
-        """The side's ``max_length`` (default: the tokenizer's ``model_max_length``), capped by
-        the model's position embeddings on a side that runs the model (as the dense encoder
+        """The side's ``max_length`` (default: the tokenizer's ``model_max_length``), capped on
+        a side that runs the model by that and by its position embeddings (as the dense encoder
         caps it): a longer input has no positions to run on."""
-        limit = side.max_length
-        if limit is None:
-            limit = getattr(self._tokenizer(side), "model_max_length", None)
-            limit = int(limit) if limit and limit < 1_000_000 else None
+        limits = [side.max_length]
+        tok_limit = getattr(self._tokenizer(side), "model_max_length", None)
+        tok_limit = int(tok_limit) if tok_limit and tok_limit < 1_000_000 else None
+        if side.max_length is None or side.uses_model:
+            limits.append(tok_limit)  # RoBERTa: 512, below its 514 positions (offset 2)
         if side.uses_model:
             positions = getattr(self._model(side).config, "max_position_embeddings", None)
-            if positions:
-                limit = min(limit or positions, int(positions))
-        return limit
+            limits.append(int(positions) if positions else None)
+        known = [x for x in limits if x is not None]
+        return min(known) if known else None
 
     def _tokenize(self, side: SideConfig, texts: list[str]) -> list[np.ndarray]:
         return hf.token_ids(self._tokenizer(side), texts, self._max_length(side))

@@ -50,7 +50,7 @@ class SideConfig:
         q = spec.get("quantize")
         if q is not None:
             try:
-                q = -1.0 if isinstance(q, bool) else float(q)
+                q = -1.0 if isinstance(q, bool | str) else float(q)
             except (TypeError, ValueError):
                 q = -1.0
             if not q > 0:

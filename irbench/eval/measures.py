@@ -28,20 +28,39 @@ def parse_measures(names: Sequence[str]) -> list[Any]:
         try:
             measure.validate_params()
         except (AssertionError, ValueError, TypeError) as exc:
-            raise ConfigError(
-                f"measure '{name}': {exc or 'invalid parameters'}; cutoffs and relevance "
-                "levels are integers, e.g. nDCG@10, P(rel=2)@10"
-            ) from None
-        cutoff = getattr(measure, "params", {}).get("cutoff")
-        if cutoff is not None and (isinstance(cutoff, bool) or not 1 <= int(cutoff) < 2**31):
-            # pytrec_eval aborts the whole process on a cutoff of 0 (and takes a C int)
-            raise ConfigError(
-                f"measure '{name}': the cutoff after @ must be from 1 to 2**31 - 1, e.g. nDCG@10"
+            text = str(exc) or "invalid parameters"
+            hint = (
+                "cutoffs and relevance levels are integers, e.g. nDCG@10, P(rel=2)@10"
+                if "cutoff" in text or "rel=" in text
+                else "see the parameters ir_measures documents for it"
             )
+            raise ConfigError(f"measure '{name}': {text}; {hint}") from None
+        params = getattr(measure, "params", {})
+        for key, low in (("cutoff", 1), ("rel", 1)):
+            value = params.get(key)
+            if value is not None and (isinstance(value, bool) or not low <= int(value) < 2**31):
+                # pytrec_eval aborts the whole process on a cutoff of 0 (and takes C ints)
+                raise ConfigError(
+                    f"measure '{name}': {key} must be an integer from {low} to 2**31 - 1, e.g. "
+                    "nDCG@10, P(rel=2)@10"
+                )
+        _dry_run(measure, str(name))
         out.append(measure)
     if not out:
         raise ConfigError("measures is empty; give at least one, e.g. measures=[nDCG@10]")
     return out
+
+
+def _dry_run(measure: Any, name: str) -> None:
+    """Compute ``measure`` on a one-query toy run, so that parameters its provider rejects
+    (e.g. non-integer gains) are a ConfigError before any work, not a traceback after it."""
+    import ir_measures
+
+    try:
+        list(ir_measures.iter_calc([measure], {"q": {"d": 1, "e": 0}}, {"q": {"d": 1.0, "e": 0.5}}))
+    except Exception as exc:  # noqa: BLE001 -- any provider failure is this measure's fault
+        text = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise ConfigError(f"measure '{name}': ir_measures cannot compute it ({text})") from None
 
 
 @dataclass
@@ -64,7 +83,11 @@ def evaluate(
     Per-query values are computed once and aggregated with each measure's own aggregator,
     exactly as ``ir_measures.calc_aggregate`` does. Queries with qrels but no hits in the run
     get 0 from ir_measures and count in the averages (as ``trec_eval -c``); the note says how
-    many.
+    many. Tied scores are ranked as trec_eval ranks them (doc id descending,
+    :func:`irbench.runs.trec.trec_order`) for every measure: ir_measures' providers differ
+    there (pytrec_eval breaks ties by doc id descending, its msmarco and judged providers, which
+    compute ``RR@k`` and ``Judged@k``, ascending), so a query with ties is handed to them as
+    its ranks.
     """
     import ir_measures
 
@@ -77,6 +100,7 @@ def evaluate(
         for r in run:
             run_dd.setdefault(r.query_id, {})[r.doc_id] = float(r.score)
         run = run_dd
+    run = {qid: _tie_free(hits) for qid, hits in run.items()}
     evaluated = set(qrels_dd) & set(run)
     aggregators = {m: m.aggregator() for m in parsed}
     per_query = []
@@ -95,6 +119,17 @@ def evaluate(
             f"{missing} of {len(qrels_dd)} queries with qrels have no hits (each counts as 0 in the averages)"
         )
     return Evaluation(aggregate, per_query, len(qrels_dd), len(run), len(evaluated), notes)
+
+
+def _tie_free(hits: dict[str, float]) -> dict[str, float]:
+    """``hits`` as is without ties; else each doc's place in :func:`trec_order` as its score
+    (n, n - 1, ... 1), so that every ir_measures provider sees one ranking."""
+    if len(set(hits.values())) == len(hits):
+        return hits
+    from irbench.runs.trec import trec_order
+
+    ordered = trec_order(hits.items())
+    return {doc: float(len(ordered) - i) for i, (doc, _) in enumerate(ordered)}
 
 
 def check_evaluable(result: Evaluation, run: str, qrels: str) -> None:

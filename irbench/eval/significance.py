@@ -43,15 +43,14 @@ def paired_pvalue(x: Sequence[float], y: Sequence[float], test: str = "ttest") -
         raise ValueError(f"paired vectors differ in length: {len(x)} != {len(y)}")
     if len(x) < 2:
         return float("nan")
-    if all(u == v for u, v in zip(x, y, strict=True)):
-        return 1.0
-    if test == "ttest":
-        return float(stats.ttest_rel(x, y).pvalue)
     # differences rounded to 12 decimals: 2/3 - 1/2 and 1/2 - 1/3 are one difference, and a
-    # float residue such as 1e-17 is a zero (dropped), so the ranks do not depend on noise
+    # float residue such as 1e-17 is a zero (Wilcoxon drops it), so neither test depends on
+    # noise; ttest_1samp on the differences is ttest_rel on the pairs
     d = [round(u - v, 12) for u, v in zip(x, y, strict=True)]
     if not any(d):
         return 1.0
+    if test == "ttest":
+        return float(stats.ttest_1samp(d, 0.0).pvalue)
     return float(stats.wilcoxon(d).pvalue)
 
 

@@ -745,5 +745,5 @@ class ApproxIndex:
             finally:
                 if cached:
                     self._scratch_lock.release()
-        base.checked_scores(out_s)
+        base.checked_scores(out_s, out_d)
         return (out_s, out_d, work) if return_work else (out_s, out_d)

@@ -74,13 +74,15 @@ def check_finite(values: Any, what: str) -> None:
         raise DataError(f"{what} hold NaN or infinite weights; check the encoder's output")
 
 
-def checked_scores(scores: np.ndarray) -> np.ndarray:
-    """``scores`` (a search's output), or a DataError when one is NaN: finite vectors whose
-    products overflow float32 sum to inf - inf, which no order can rank."""
-    if np.isnan(scores).any():
+def checked_scores(scores: np.ndarray, docs: np.ndarray) -> np.ndarray:
+    """``scores`` (a search's output, ``docs`` its doc indexes), or a DataError when a hit's
+    score is not finite: finite vectors whose products overflow float32 give inf, or NaN
+    (inf - inf), which no order ranks and no run file can hold. Padding (-inf at doc -1)
+    is left alone."""
+    if not np.isfinite(scores[docs >= 0]).all():
         raise DataError(
-            "a query's dot products overflow float32 (NaN scores); rescale the doc or query "
-            "vectors to weights well below 1e19"
+            "a query's dot products overflow float32 (infinite or NaN scores); rescale the doc "
+            "or query vectors to weights well below 1e19"
         )
     return scores
 

@@ -164,8 +164,8 @@ class FaissIndex:
         self.cpu_index = index
         self.factory = factory
         self.metric = metric
-        self.nprobe = nprobe
-        self.ef_search = ef_search
+        self.nprobe = None if nprobe is None else int(nprobe)  # numpy ints: JSON headers
+        self.ef_search = None if ef_search is None else int(ef_search)
         self.gpu = gpu
         self.mmap = mmap
         self._file_bytes = file_bytes

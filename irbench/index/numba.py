@@ -350,4 +350,4 @@ class NumbaIndex:
             finally:
                 if cached:
                     self._scratch_lock.release()
-        return base.checked_scores(out_s), out_d
+        return base.checked_scores(out_s, out_d), out_d

@@ -29,9 +29,10 @@ def format_score(score: float) -> str:
 
 
 def trec_order(hits: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
-    """``(doc_id, score)`` hits in the order trec_eval ranks them, which pytrec_eval and
-    ir_measures share: score descending, ties by doc id *descending*. A run file written in
-    this order ranks its hits as its metrics do."""
+    """``(doc_id, score)`` hits in the order trec_eval (and pytrec_eval) ranks them: score
+    descending, ties by doc id *descending*. irbench's evaluation ranks ties this way for every
+    measure (:func:`irbench.eval.evaluate`), so a run file written in this order ranks its
+    hits as its metrics do."""
     out = sorted(hits, key=lambda h: h[0], reverse=True)
     out.sort(key=lambda h: -h[1])  # stable: tied scores keep the doc order above
     return out

@@ -30,7 +30,7 @@ import numpy as np
 from irbench.errors import ConfigError, DataError
 from irbench.train.settings import TrainSettings
 
-NEGATIVES_FORMAT = 1
+NEGATIVES_FORMAT = 2  # 2: hits of tied scores in trec_eval's order (doc id descending)
 
 
 @dataclass
@@ -263,7 +263,6 @@ def read_teacher_scores(path: Path) -> dict[str, dict[str, float]]:
     from irbench.data.readers import iter_lines
 
     out: dict[str, dict[str, float]] = {}
-    first_line: dict[tuple[str, str], int] = {}
     for lineno, line in iter_lines(path):
         parts = line.split()
         if not parts:
@@ -276,16 +275,16 @@ def read_teacher_scores(path: Path) -> dict[str, dict[str, float]]:
             if lineno == 1:
                 continue  # header
             raise DataError(f"score {parts[2]!r} is not a number", path, lineno) from None
-        pair = (parts[0], parts[1])
-        if pair in first_line:
+        hits = out.setdefault(parts[0], {})
+        if parts[1] in hits:
+            first = next(n for n, ln in iter_lines(path) if ln.split()[:2] == parts[:2])
             raise DataError(
-                f"a second score for query {pair[0]}, doc {pair[1]} (first at line "
-                f"{first_line[pair]}); keep one",
+                f"a second score for query {parts[0]}, doc {parts[1]} (first at line {first}); "
+                "keep one",
                 path,
                 lineno,
             )
-        first_line[pair] = lineno
-        out.setdefault(parts[0], {})[parts[1]] = score
+        hits[parts[1]] = score
     if not out:
         raise DataError("no teacher scores in the file", path)
     return out

@@ -84,12 +84,18 @@ def config_hash(cfg: Any) -> str:
     for k in ("resume", "log_every", "checkpoint", "device", "threads"):
         t.pop(k, None)
     encoder = OmegaConf.to_container(cfg.encoder, resolve=True)
-    for k in INFERENCE_ONLY["encoder"]:
-        encoder.pop(k, None)
-    for side in ("doc", "query"):
-        if isinstance(encoder.get(side), dict):
-            for k in INFERENCE_ONLY["side"]:
-                encoder[side].pop(k, None)
+    # a miner or teacher that is the encoder itself ("self") encodes with all its settings
+    uses_self = "self" in (
+        (t.get("negatives") or {}).get("retriever"),
+        (t.get("data") or {}).get("teacher"),
+    )
+    if not uses_self:
+        for k in INFERENCE_ONLY["encoder"]:
+            encoder.pop(k, None)
+        for side in ("doc", "query"):
+            if isinstance(encoder.get(side), dict):
+                for k in INFERENCE_ONLY["side"]:
+                    encoder[side].pop(k, None)
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
     dataset.pop("split", None)
     blob = {"train": t, "encoder": encoder, "dataset": dataset}
@@ -217,8 +223,6 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
         if done.get("config_hash") == chash and done.get("finished"):
             record.update(reused=True, checkpoint=str(ckpt_dir), **done.get("last", {}))
             return TrainResult(ckpt_dir, int(done.get("steps", 0)), True, done if rank == 0 else {})
-    if rank == 0:  # checkpoint/ is about to be rewritten: no summary may vouch for it meanwhile
-        summary_path.unlink(missing_ok=True)
 
     seed_everything(s.seed)
     encoder = make_encoder(cfg)
@@ -301,6 +305,8 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
         best, bad_evals = state.get("best"), int(state.get("bad_evals", 0))
         window = dict(state.get("window", window))
         record["resumed_from"] = str(states[-1])
+    if rank == 0:  # checkpoint/ is about to be rewritten: no summary may vouch for it meanwhile
+        summary_path.unlink(missing_ok=True)
 
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     is_main = rank == 0
