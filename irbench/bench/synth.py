@@ -212,6 +212,7 @@ class Synthesizer:
             [str(i) for i in range(n)],
             list(self.real.qids),
             [],
+            self.real.term_space,  # its term ids are the real vectors'
         )
 
 

@@ -289,9 +289,12 @@ def all_threads() -> int:
 
 
 def thread_settings(threads: Sequence[int] | None = None) -> list[int]:
-    """Thread counts to time: ``threads`` (each at least 1), else 1 and :func:`all_threads`."""
+    """Thread counts to time: ``threads`` (each from 1 to :func:`all_threads`, so that the
+    rows' thread column is what irbench's engines run: Numba caps its pool), else 1 and
+    :func:`all_threads`."""
     if threads:
-        return sorted({max(1, int(t)) for t in threads})
+        top = all_threads()
+        return sorted({min(max(1, int(t)), top) for t in threads})
     return sorted({1, all_threads()})
 
 

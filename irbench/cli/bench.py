@@ -32,7 +32,8 @@ def bm25(
         float,
         typer.Option(
             help="Seconds timed per engine in the batch and latency loops (or, when one is "
-            "much slower, twice that for both together)"
+            "much slower, twice that for both together)",
+            min=0.0,
         ),
     ] = 1.0,
     fresh_index: Annotated[

@@ -14,6 +14,7 @@ from irbench.cli.common import (
     BenchMinSeconds,
     BenchThreads,
     Overrides,
+    check_out_dir,
     command_line,
     groups_help,
 )
@@ -39,11 +40,15 @@ def bench_dense_cmd(
     ] = None,
     nprobe: Annotated[
         list[int] | None,
-        typer.Option("--nprobe", help="IVF search grid; repeatable (default 1, 2, 4 ... 128)"),
+        typer.Option(
+            "--nprobe", help="IVF search grid; repeatable (default 1, 2, 4 ... 128)", min=1
+        ),
     ] = None,
     ef_search: Annotated[
         list[int] | None,
-        typer.Option("--ef-search", help="HNSW search grid; repeatable (default 16 ... 512)"),
+        typer.Option(
+            "--ef-search", help="HNSW search grid; repeatable (default 16 ... 512)", min=1
+        ),
     ] = None,
     engine: Annotated[
         list[str] | None,
@@ -57,6 +62,7 @@ def bench_dense_cmd(
         int | None,
         typer.Option(
             "--docs",
+            min=1,
             help="Grow the corpus to N synthetic docs around the real ones (real vector + "
             "noise), to measure memory and speed at scale; no qrels then",
         ),
@@ -69,7 +75,8 @@ def bench_dense_cmd(
         int | None,
         typer.Option(
             help="Docs sampled to train IVF/PQ factories (default: index=faiss's, as many as "
-            "FAISS's own training keeps)"
+            "FAISS's own training keeps)",
+            min=1,
         ),
     ] = None,
     max_queries: BenchMaxQueries = None,
@@ -98,6 +105,7 @@ def bench_dense_cmd(
     if not 0.0 < target_recall <= 1.0:
         raise ConfigError(f"--target-recall {target_recall}: give a recall in (0, 1]")
     ks = dense.check_engines(engine, k or (10, 1000))
+    check_out_dir(out)
     cfg = compose(overrides or [])
     work = Path(tempfile.mkdtemp(prefix="irbench-bench-dense-data-"))
     try:

@@ -15,6 +15,7 @@ from irbench.cli.common import (
     BenchMinSeconds,
     BenchThreads,
     Overrides,
+    check_out_dir,
     command_line,
     groups_help,
 )
@@ -97,6 +98,7 @@ def bench_index_cmd(
         vectors_from_cache,
     )
 
+    check_out_dir(out)
     if vectors:
         vs = concat([load_vectors(p) for p in vectors])
     else:
@@ -128,6 +130,7 @@ def print_rows(rows: list[dict], meta: dict, memory: bool = False, width: int = 
     """The rows of ``irbench bench index`` / ``bench dense`` (with ``memory``, the build's
     peak MiB too), the ratio table, and the notes on stderr."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from irbench.bench.index import row_cells
@@ -147,14 +150,15 @@ def print_rows(rows: list[dict], meta: dict, memory: bool = False, width: int = 
     for name in names:
         table.add_column(name, justify="left" if name in ("engine", "setting") else "right")
     for r in rows:
-        table.add_row(*row_cells(r, memory))
+        table.add_row(*(escape(c) for c in row_cells(r, memory)))  # "[exact]" is not markup
     con.print(table)
     if meta["ratios"]:
         rt = Table(title="single-thread QPS ratios", title_justify="left")
         for name in ("k", "irbench", "vs", "their setting", "ratio"):
             rt.add_column(name)
         for r in meta["ratios"]:
-            rt.add_row(str(r["k"]), r["ours"], r["vs"], r["vs_setting"], f"{r['ratio']:.2f}x")
+            cells = (str(r["k"]), r["ours"], r["vs"], r["vs_setting"], f"{r['ratio']:.2f}x")
+            rt.add_row(*(escape(c) for c in cells))
         con.print(rt)
     for note in meta["notes"]:
         typer.echo(f"note: {note}", err=True)

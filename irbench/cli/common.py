@@ -39,6 +39,15 @@ BenchLatency = Annotated[
 ]
 
 
+def check_out_dir(out) -> None:
+    """A ConfigError, before any work, when ``--out`` names something other than a folder
+    (the results would be computed, then not written)."""
+    from irbench.errors import ConfigError
+
+    if out is not None and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: a file is there; give a folder for the results")
+
+
 def command_line(*prefix: str) -> str | None:
     """The shell command that ran ``irbench <prefix> ...`` (quoted), or None when called from
     elsewhere (tests, Python)."""
