@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from irbench.errors import ConfigError
+from irbench.types import is_finite_number, is_integer
 
 Run = Mapping[str, Mapping[str, float]]
 METHODS = ("rrf", "interpolate")
@@ -61,8 +61,7 @@ def normalize(hits: Mapping[str, float], norm: str) -> dict[str, float]:
 def _number(value: Any, key: str, integral: bool = False) -> Any:
     """``value`` if it is a number (an integer where ``integral``), else a ConfigError naming
     ``key``: a string such as ``"60"`` or a bool is a mistake, not a number."""
-    kind = numbers.Integral if integral else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or not math.isfinite(value):
+    if not (is_integer(value) if integral else is_finite_number(value)):
         what = "an integer" if integral else "a finite number"
         raise ConfigError(f"{key} must be {what}, got {value!r}")
     return value

@@ -23,6 +23,21 @@ if TYPE_CHECKING:  # heavy imports only for type checkers
     import scipy.sparse as sp
 
 
+def is_integer(value: Any) -> bool:
+    """An integer (Python or numpy), not a bool: what a count or a k may be."""
+    import numbers
+
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_finite_number(value: Any) -> bool:
+    """A finite real number (Python or numpy), not a bool and not a numeric string."""
+    import math
+    import numbers
+
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
 class Doc(NamedTuple):
     doc_id: str
     text: str

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from irbench.errors import ConfigError
+from irbench.types import is_integer
 
 __all__ = ["ACTIVATIONS", "AUTOCASTS", "HEADS", "POOLINGS", "SIDE_KEYS", "SideConfig"]
 
@@ -95,6 +94,6 @@ def _choice(value: Any, options: Sequence[str], key: str) -> str:
 def _opt_int(value: Any, key: str, minimum: int) -> int | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+    if not is_integer(value) or value < minimum:
         raise ConfigError(f"{key}: expected null or an integer >= {minimum}, got {value!r}")
     return int(value)

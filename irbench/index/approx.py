@@ -39,7 +39,6 @@ heap_factor=0.8)``.
 from __future__ import annotations
 
 import math
-import numbers
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -54,7 +53,7 @@ from irbench.errors import CacheError, ConfigError, DataError
 from irbench.index import approx_kernels as ak
 from irbench.index import base, kernels
 from irbench.index.base import atomic_folder, read_header, write_header
-from irbench.types import RowBlocks
+from irbench.types import RowBlocks, is_finite_number, is_integer
 
 FORMAT = 3  # 2: summaries stored component-major per posting list; 3: packed forward rows
 SLACK = 1.0 + 1e-4  # relative slack on summary bounds (float32 rounding)
@@ -168,14 +167,14 @@ def _typed_knobs(cfg: dict[str, Any]) -> dict[str, Any]:
         v = cfg.get(name)
         if name not in cfg or (v is None and name == "n_postings"):
             continue
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        if not is_integer(v):
             raise ConfigError(f"index.{name}={v!r}: expected an integer")
         out[name] = int(v)
     for name in _FACTOR_KNOBS:
         v = cfg.get(name)
         if name not in cfg:
             continue
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+        if not is_finite_number(v):
             raise ConfigError(f"index.{name}={v!r}: expected a finite number")
         out[name] = float(v)
     return out
@@ -336,9 +335,13 @@ class ApproxIndex:
         sorted_terms: int | None = None,
     ) -> None:
         """Change the default search-time knobs of a built or loaded index (None keeps)."""
+        self.cfg.update(self._search_knobs(query_cut, heap_factor, sorted_terms))
+
+    def _search_knobs(self, query_cut: Any, heap_factor: Any, sorted_terms: Any) -> dict[str, Any]:
+        """The search knobs with these (None: the index's) checked and typed."""
         given = {"query_cut": query_cut, "heap_factor": heap_factor, "sorted_terms": sorted_terms}
-        new = _check_knobs({**self.cfg, **{key: v for key, v in given.items() if v is not None}})
-        self.cfg.update({key: new[key] for key in given})
+        knobs = _check_knobs({**self.cfg, **{key: v for key, v in given.items() if v is not None}})
+        return {key: knobs[key] for key in given}
 
     @staticmethod
     def check_options(options: dict[str, Any]) -> None:
@@ -695,9 +698,7 @@ class ApproxIndex:
         each query read (:data:`WORK_COLUMNS`); it does not depend on ``threads``.
         """
         k = base.search_k(k)
-        given = {"query_cut": query_cut, "heap_factor": heap_factor, "sorted_terms": sorted_terms}
-        knobs = _check_knobs({**self.cfg, **{key: v for key, v in given.items() if v is not None}})
-        qc, hf, st = knobs["query_cut"], knobs["heap_factor"], knobs["sorted_terms"]
+        qc, hf, st = self._search_knobs(query_cut, heap_factor, sorted_terms).values()
         q = base.canonical_queries(queries)
         nq = int(q.shape[0])
         out_s = np.full((nq, k), -np.inf, dtype=np.float32)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import numbers
 import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from irbench.errors import CacheError, ConfigError, DataError
-from irbench.types import RowBlocks
+from irbench.types import RowBlocks, is_integer
 
 if TYPE_CHECKING:
     from irbench.types import Index
@@ -58,7 +57,7 @@ def canonical_csr(docs: Any) -> Any:
 def search_k(k: Any) -> int:
     """``k`` as a non-negative int; a ConfigError for anything else. A float such as 2.7, a
     string or a bool is refused rather than truncated."""
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral):
+    if not is_integer(k):
         raise ConfigError(f"k must be a non-negative integer, got {k!r}")
     if k < 0:
         raise ConfigError(f"k={k}: must be >= 0")

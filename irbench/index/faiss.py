@@ -30,7 +30,6 @@ rebuilds may differ slightly; searching one saved index is deterministic.
 from __future__ import annotations
 
 import contextlib
-import numbers
 import os
 import re
 import threading
@@ -43,7 +42,7 @@ import numpy as np
 
 from irbench.errors import CacheError, ConfigError
 from irbench.index.base import atomic_folder, check_finite, read_header, search_k, write_header
-from irbench.types import DenseBlocks
+from irbench.types import DenseBlocks, is_integer
 
 FORMAT = 1
 INDEX_FILE = "index.faiss"
@@ -206,9 +205,7 @@ class FaissIndex:
     def configure(self, nprobe: int | None = None, ef_search: int | None = None) -> None:
         """Change the search-time knobs of a built or loaded index (None keeps the value)."""
         for key, value in (("nprobe", nprobe), ("ef_search", ef_search)):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
-            ):
+            if value is not None and not (is_integer(value) and value >= 1):
                 raise ConfigError(f"index.{key}: expected an integer >= 1 or null, got {value!r}")
         if nprobe is not None:
             self.nprobe = int(nprobe)
@@ -403,9 +400,7 @@ class FaissIndex:
         training needs them all)."""
         for key, value in (("nprobe", nprobe), ("ef_search", ef_search),
                            ("ef_construction", ef_construction), ("train_size", train_size)):  # fmt: skip
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1
-            ):
+            if value is not None and not (is_integer(value) and value >= 1):
                 raise ConfigError(f"index.{key}: expected an integer >= 1 or null, got {value!r}")
         blocks = _dense_blocks(docs)
         n, dim = blocks.shape
