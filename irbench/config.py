@@ -149,6 +149,23 @@ def anchor_paths(cfg: Any, base: str | os.PathLike | None) -> Any:
     return OmegaConf.create(data)
 
 
+def load_stored_config(path: str | os.PathLike) -> Any:
+    """A run directory's stored ``config.yaml`` at ``path``, its relative paths anchored
+    (:func:`anchor_paths`) at the ``cwd`` the ``manifest.json`` beside it records; left as
+    stored when the manifest is missing or unreadable."""
+    import json
+
+    from omegaconf import OmegaConf
+
+    path = Path(path)
+    cfg = OmegaConf.load(path)
+    try:
+        cwd = json.loads((path.parent / "manifest.json").read_text("utf-8")).get("cwd")
+    except (OSError, ValueError, AttributeError):
+        cwd = None
+    return anchor_paths(cfg, cwd)
+
+
 def validate(cfg: Any) -> None:
     """Checks Hydra cannot do: types and ranges of irbench's top-level keys."""
     from omegaconf import OmegaConf

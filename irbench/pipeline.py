@@ -721,11 +721,12 @@ def evaluate(cfg: Any, run_path: Path | None = None, docnos: list[str] | None = 
     run_path = Path(run_path or run_dir / "run.trec")
     dataset = load_dataset(cfg)
     qrels = list(dataset.qrels_iter())
+    query_ids = {q.query_id for q in dataset.queries_iter()}
     if docnos is not None:
-        record["qrels_check"] = check_qrels(dataset, set(docnos))
+        record["qrels_check"] = check_qrels(qrels, set(docnos), query_ids)
     result = evaluate_run(read_run(run_path), qrels, list(cfg.measures))
     check_evaluable(result, str(run_path), f"the qrels of dataset '{dataset.name}'")
-    unknown = {r.query_id for r in qrels} - {q.query_id for q in dataset.queries_iter()}
+    unknown = {r.query_id for r in qrels} - query_ids
     if unknown:
         result.notes.append(
             f"{len(unknown)} queries in the qrels are not among the dataset's queries (e.g. "

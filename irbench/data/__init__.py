@@ -103,18 +103,23 @@ def make_dataset(
     )
 
 
-def check_qrels(dataset: Dataset | Iterable[Qrel], doc_ids: Collection[str]) -> dict[str, int]:
+def check_qrels(
+    dataset: Dataset | Iterable[Qrel],
+    doc_ids: Collection[str],
+    query_ids: Collection[str] | None = None,
+) -> dict[str, int]:
     """Count qrels/queries/corpus mismatches.
 
     Keys: ``qrels_rows``, ``qrels_queries`` (distinct query ids in the qrels),
     ``qrels_unknown_doc_rows`` (rows whose doc is not in ``doc_ids``) and
     ``queries_with_unknown_docs`` (queries with at least one such row). Given a dataset (not
-    just its qrels) also ``queries``, ``queries_without_qrels`` and ``qrels_unknown_query_rows``
-    (rows whose query is not among the dataset's queries).
+    just its qrels), or its ``query_ids``, also ``queries``, ``queries_without_qrels`` and
+    ``qrels_unknown_query_rows`` (rows whose query is not among the dataset's queries).
     """
-    query_ids: set[str] | None = None
+    query_ids = set(query_ids) if query_ids is not None else None
     if hasattr(dataset, "qrels_iter"):
-        query_ids = {q.query_id for q in dataset.queries_iter()}  # type: ignore[union-attr]
+        if query_ids is None:
+            query_ids = {q.query_id for q in dataset.queries_iter()}  # type: ignore[union-attr]
         dataset = dataset.qrels_iter()  # type: ignore[union-attr]
     rows = unknown_doc_rows = unknown_query_rows = 0
     qrels_queries: set[str] = set()

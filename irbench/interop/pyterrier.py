@@ -49,18 +49,10 @@ def load_config(source: Any, overrides: list[str] | None = None) -> Any:
         path = path / "config.yaml" if path.is_dir() else path
         if not path.is_file():
             raise ConfigError(f"{path}: no such config (give a run directory or its config.yaml)")
-        cfg = OmegaConf.load(path)
-        manifest = path.parent / "manifest.json"
-        if manifest.is_file():  # relative paths are relative to where the run was started
-            import json
+        from irbench.config import load_stored_config
 
-            from irbench.config import anchor_paths
-
-            try:
-                cwd = json.loads(manifest.read_text("utf-8")).get("cwd")
-            except (OSError, ValueError, AttributeError):
-                cwd = None
-            cfg = anchor_paths(cfg, cwd)
+        # relative paths are relative to where the run was started
+        cfg = load_stored_config(path)
     else:
         raise ConfigError(
             f"cannot make an irbench config from {type(source).__name__}; give a run directory, "
