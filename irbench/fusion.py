@@ -2,8 +2,9 @@
 
 Runs are ``{query_id: {doc_id: score}}`` (what :func:`irbench.runs.trec.read_run` returns).
 Ranks inside an input run and the fused ranking break score ties by doc id, descending, as
-trec_eval does when it evaluates a run (and irbench's evaluation, for every measure): the output depends only on the inputs, never on dict
-order, and the fused file ranks its hits as its metrics do.
+trec_eval does when it evaluates a run (and irbench's evaluation, for every measure): the
+output depends only on the inputs, never on dict order, and the fused file ranks its hits as
+its metrics do.
 
 * ``rrf``: ``score(d) = Σ_i w_i / (rrf_k + rank_i(d))`` with ranks from 1; a run that did not
   retrieve ``d`` adds nothing (Cormack et al., 2009; ``w_i = 1`` unless weights are given).

@@ -757,21 +757,19 @@ def check_same_run(cfg: Any) -> bool:
     ConfigError naming the first key: evaluating would label that run with this config."""
     import yaml
     from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
 
-    from irbench.config import anchor_paths
+    from irbench.config import anchor_paths, load_stored_config
 
-    run_dir = Path(cfg.run_dir)
-    stored_path = run_dir / "config.yaml"
+    stored_path = Path(cfg.run_dir) / "config.yaml"
     if not stored_path.is_file():
         return False
     try:
-        stored = yaml.safe_load(stored_path.read_text())
-        cwd = json.loads((run_dir / "manifest.json").read_text()).get("cwd")
-    except (OSError, ValueError, AttributeError, yaml.YAMLError):
+        stored = OmegaConf.to_container(load_stored_config(stored_path), resolve=False)
+    except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException):
         return False
     if not isinstance(stored, dict):
         return False
-    stored = OmegaConf.to_container(anchor_paths(OmegaConf.create(stored), cwd), resolve=False)
     given = OmegaConf.to_container(anchor_paths(cfg, os.getcwd()), resolve=True)
 
     def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:

@@ -89,8 +89,6 @@ def checked_scores(scores: np.ndarray, docs: np.ndarray) -> np.ndarray:
 def canonical_queries(queries: Any) -> Any:
     """Query vectors as :func:`canonical_csr`, checked to be finite as float32 (the indexes
     score in float32, where a huge float64 weight becomes infinite)."""
-    import numpy as np
-
     q = canonical_csr(queries)
     check_finite(q.data.astype(np.float32, copy=False), "query vectors")
     return q
@@ -276,8 +274,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     ``path`` must be new, an empty folder or an index folder (``header.json``): anything else
     is a ConfigError, never replaced. An existing index is first renamed aside
     (``<path>.old-<pid>``) and deleted only after the new folder is in place, so ``path`` holds
-    either the old or the new complete folder, never a half-written one. On an exception the temp folder is removed and ``path`` is
-    left untouched. No fsync: this guards against crashes of the process, not of the machine.
+    either the old or the new complete folder, never a half-written one. On an exception the
+    temp folder is removed and ``path`` is left untouched. No fsync: this guards against crashes of the process, not of the machine.
     """
     path = Path(path)
     if (

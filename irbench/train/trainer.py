@@ -310,6 +310,7 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
 
     autocast_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
     is_main = rank == 0
+    query_trains = _trainable(encoder.query)  # else no query penalty is applied
     progress = curves.Progress(steps, start, enabled=is_main)
     measure_key = str(_parse_measure(s.eval_measure))
     step = start
@@ -355,8 +356,8 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
                         else:
                             rank_loss = kl_distillation(q_rep, pos, neg, teacher, s.temperature)
                     reg_q, parts_q = regularization(
-                        q_rep, s.reg_query.flops if _trainable(encoder.query) else 0.0,
-                        s.reg_query.l1 if _trainable(encoder.query) else 0.0, step, s.reg_warmup,
+                        q_rep, s.reg_query.flops if query_trains else 0.0,
+                        s.reg_query.l1 if query_trains else 0.0, step, s.reg_warmup,
                     )  # fmt: skip
                     reg_d, parts_d = regularization(
                         d_rep, s.reg_doc.flops, s.reg_doc.l1, step, s.reg_warmup
@@ -384,7 +385,6 @@ def train(cfg: Any, record: dict[str, Any] | None = None, on_step=None) -> Train
             now = time.perf_counter()
             row: dict[str, Any] = {"step": step, "epoch": round(step * s.batch_size / len(data), 4),
                                    "lr": lr}  # fmt: skip
-            query_trains = _trainable(encoder.query)  # else no query penalty is applied
             for side, reg, on in (("query", s.reg_query, query_trains), ("doc", s.reg_doc, True)):
                 row[f"lambda_{side}_flops"] = (
                     warmup_weight(reg.flops, step, s.reg_warmup) if on else 0.0
