@@ -567,37 +567,27 @@ def pack_forward(indices, data, shift, scale, out):  # pragma: no cover
         out[e] = (np.uint32(indices[e]) << np.uint32(shift)) | np.uint32(v)
 
 
-@njit(inline="always", nogil=True)
-def _dot4(qdense, pack, shift, e0, e1):  # pragma: no cover
+@njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _dot_bound(qdense, pack, shift, e0, e1):  # pragma: no cover
     """sum of qdense[term] * value over the packed entries [e0, e1) (see :func:`pack_forward`;
-    values in units of the pack scale), with 4 independent partial sums."""
-    s0 = np.float32(0.0)
-    s1 = np.float32(0.0)
-    s2 = np.float32(0.0)
-    s3 = np.float32(0.0)
+    values in units of the pack scale), summed in any order.
+
+    Only reassociation is allowed (no other fast-math flag), so LLVM vectorises the loop with
+    gathers (about 2x faster per entry than four scalar lanes, measured on AVX-512). The result
+    is used only as a bound: whatever the order, a sum of n non-negative float32 products
+    errs by less than about (n + 1) * 2^-24 of it, which the caller's margin covers. The call
+    is a plain call, not a Numba inline: inlined, the flag would not reach this loop, and a
+    fast-math caller would reorder its exact sums too."""
     mask = (np.uint32(1) << shift) - np.uint32(1)
-    # unsigned positions: no negative-index wraparound code in the loop
+    s = np.float32(0.0)
+    # unsigned positions: no negative-index wraparound code, which blocks vectorisation
     e = np.uint64(e0)
     end = np.uint64(e1)
-    one = np.uint64(1)
-    two = np.uint64(2)
-    three = np.uint64(3)
-    four = np.uint64(4)
-    while e + four <= end:
-        x0 = pack[e]
-        x1 = pack[e + one]
-        x2 = pack[e + two]
-        x3 = pack[e + three]
-        s0 += qdense[x0 >> shift] * np.float32(x0 & mask)
-        s1 += qdense[x1 >> shift] * np.float32(x1 & mask)
-        s2 += qdense[x2 >> shift] * np.float32(x2 & mask)
-        s3 += qdense[x3 >> shift] * np.float32(x3 & mask)
-        e += four
     while e < end:
-        x0 = pack[e]
-        s0 += qdense[x0 >> shift] * np.float32(x0 & mask)
-        e += one
-    return (s0 + s1) + (s2 + s3)
+        x = pack[e]
+        s += qdense[np.uint64(x >> shift)] * np.float32(x & mask)
+        e += np.uint64(1)
+    return s
 
 
 @njit(inline="always", nogil=True)
@@ -633,11 +623,11 @@ def _visit_block(
         rows += 1
         if size == k:
             entries += e1 - e0
-            # filter on the packed row first: its weights are rounded up, and the
-            # 4-way float32 sum errs by less than (n - 1) * 2^-24 of it for these
-            # non-negative products, so a doc it puts clearly below the k-th score
+            # filter on the packed row first: its weights are rounded up, and its
+            # float32 sum (any order) errs by less than about (n + 1) * 2^-24 of it for
+            # these non-negative products, so a doc it puts clearly below the k-th score
             # is below it exactly too
-            s4 = _dot4(qdense, fwd_pack, shift, e0, e1) * pscale
+            s4 = _dot_bound(qdense, fwd_pack, shift, e0, e1) * pscale
             if s4 * (np.float32(1.0) + np.float32(e1 - e0) * EPS) < hs[0]:
                 continue
         entries += e1 - e0
@@ -648,6 +638,14 @@ def _visit_block(
             continue
         size = _heap_offer(hs, hd, size, k, s, d)
     return size, rows, entries
+
+
+@njit(inline="always", nogil=True)
+def _prefetch_components(t, comp_ptr, comps):  # pragma: no cover
+    """Start loading term ``t``'s summary component list, which the next term's bounds search
+    (galloping, one dependent probe after another) would otherwise miss on again and again."""
+    for c in range(comp_ptr[t], comp_ptr[t + 1], 32):  # 32 uint16 per cache line
+        prefetch(comps, c)
 
 
 @njit(nogil=True)
@@ -689,6 +687,8 @@ def _search_one(
     nq = q1 - q0
     cand_t = np.empty(nq, dtype=np.int64)
     cand_v = np.empty(nq, dtype=np.float32)
+    m_pos = np.empty(nq, dtype=np.int64)  # a term's summary components the query matches
+    m_val = np.empty(nq, dtype=np.float32)
     cnt = 0
     for j in range(q0, q1):
         t = np.int64(q_indices[j])
@@ -711,8 +711,11 @@ def _search_one(
     n_blk = 0
     n_rows = 0
     n_ent = 0
+    _prefetch_components(cand_t[order[0]], comp_ptr, comps)
     for rank in range(cut):
         t = cand_t[order[rank]]
+        if rank + 1 < cut:
+            _prefetch_components(cand_t[order[rank + 1]], comp_ptr, comps)
         b0 = term_blocks[t]
         nb = term_blocks[t + 1] - b0
         if nb == 0:
@@ -728,6 +731,7 @@ def _search_one(
         lo = comp_ptr[t]
         ebase = sum_ptr[b0]
         eend = sum_ptr[b0 + nb] - ebase
+        nm = 0
         for r in range(cnt):
             qt = cand_t[r]
             # galloping search from where the last one ended: probes stay near ``lo`` (a
@@ -748,11 +752,25 @@ def _search_one(
             if lo == c1:
                 break
             if np.int64(comps[lo]) == qt:
-                qv = cand_v[r]
-                x1 = comp_off[lo + 1] if lo + 1 < c1 else eend
-                n_sum += np.int64(x1) - np.int64(comp_off[lo])
-                for x in range(ebase + comp_off[lo], ebase + x1):
-                    bounds[ent_blk[x]] += qv * np.float32(ent_val[x])
+                m_pos[nm] = lo
+                m_val[nm] = cand_v[r]
+                nm += 1
+                prefetch(comp_off, lo + 1)
+        # then the matched entry runs, all their loads in flight at once (each is a miss
+        # of its own: one after another, they would wait for each other)
+        for j in range(nm):
+            c = m_pos[j]
+            x0 = ebase + np.int64(comp_off[c])
+            prefetch(ent_blk, x0)
+            prefetch(ent_val, x0)
+        for j in range(nm):
+            c = m_pos[j]
+            qv = m_val[j]
+            x0 = np.int64(comp_off[c])
+            x1 = np.int64(comp_off[c + 1]) if c + 1 < c1 else eend
+            n_sum += x1 - x0
+            for x in range(ebase + x0, ebase + x1):
+                bounds[ent_blk[x]] += qv * np.float32(ent_val[x])
         for i in range(nb):
             bounds[i] = -(bounds[i] * sum_scale[b0 + i])
         if rank < sorted_terms:
