@@ -612,6 +612,9 @@ def _visit_block(
             e1n = fwd_indptr[dn + 1]
             for e in range(en, e1n, 16):  # 16 uint32 entries per cache line
                 prefetch(fwd_pack, e)
+            if size < k:  # the heap is filling: the next doc is scored exactly, unfiltered
+                for e in range(en, e1n, 16):
+                    prefetch(fwd_data, e)
             if e1n > en:
                 prefetch(fwd_pack, e1n - 1)
         d = np.int64(blk_docs[p])
@@ -631,6 +634,10 @@ def _visit_block(
             if s4 * (np.float32(1.0) + np.float32(e1 - e0) * EPS) < hs[0]:
                 continue
         entries += e1 - e0
+        # the exact weights are a row of their own, not read yet: request all its cache
+        # lines at once rather than let the serial sum below miss on them one by one
+        for e in range(e0, e1, 16):  # 16 float32 per cache line
+            prefetch(fwd_data, e)
         s = np.float32(0.0)  # the exact score: serial, ascending term id
         for e in range(e0, e1):
             s += qdense[fwd_pack[e] >> shift] * fwd_data[e]
