@@ -19,7 +19,13 @@ from irbench.index.approx import (
     global_threshold,
     pack_layout,
 )
-from irbench.index.approx_kernels import append_positive, kth_smallest_positive, pack_forward
+from irbench.index.approx_kernels import (
+    EPS,
+    _dot_bound,
+    append_positive,
+    kth_smallest_positive,
+    pack_forward,
+)
 from irbench.index.numba import NumbaIndex
 from tests.test_index_numba import DOC_POOLS, assert_same, brute_force, random_csr
 
@@ -526,6 +532,35 @@ def test_packed_rows_hold_the_term_and_a_weight_rounded_up(n_terms):
     np.testing.assert_array_equal(out >> np.uint32(shift), terms)
     value = (out & np.uint32((1 << shift) - 1)).astype(np.float64) * scale
     assert (value >= w).all() and (value - w <= scale * (1 + 1e-9)).all()
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_row_filter_never_falls_below_the_exact_score(seed):
+    """The search skips a doc when its packed-row sum (any summation order), times the margin,
+    is below the k-th score: that product must reach the doc's exact float32 score (the serial
+    sum in term order), for long rows of mixed magnitudes too."""
+    rng = np.random.default_rng(seed)
+    n_terms = 30522
+    qdense = np.zeros(n_terms, np.float32)
+    qterms = rng.choice(n_terms, 400, replace=False)
+    qdense[qterms] = rng.gamma(0.5, 2.0, 400).astype(np.float32)
+    for n in (1, 3, 17, 256, 5000):
+        # the query's terms and others (zero products), sorted: a doc row
+        ours = rng.choice(qterms, min(n, 200), replace=False)
+        terms = np.unique(np.concatenate([ours, rng.choice(n_terms, n - len(ours))]))
+        w = rng.gamma(0.3, 1.0, len(terms)) * 10.0 ** rng.integers(-3, 2, len(terms))
+        w = np.maximum(w, 1e-6).astype(np.float32)
+        shift, scale = pack_layout(n_terms, float(w.max()))
+        pack = np.empty(len(w), np.uint32)
+        pack_forward(terms.astype(np.int64), w, shift, scale, pack)
+        exact = np.add.accumulate(qdense[terms] * w, dtype=np.float32)[-1]  # serial, in order
+        pscale = np.float32(scale * (1.0 + 1e-5))  # as ApproxIndex.search passes it
+        bound = np.float32(_dot_bound(qdense, pack, np.uint32(shift), 0, len(w)) * pscale)
+        assert bound * (np.float32(1.0) + np.float32(len(w)) * EPS) >= exact
+        # and it is the sum of the packed values (not some larger number), to float32 rounding
+        value = (pack & np.uint32((1 << shift) - 1)).astype(np.float64) * pscale
+        ref = float(np.dot(qdense[terms].astype(np.float64), value))
+        assert abs(float(bound) - ref) <= (len(w) + 2) * 2.0**-24 * ref
 
 
 def test_too_large_vocabulary_is_a_config_error():
