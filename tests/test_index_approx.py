@@ -561,6 +561,13 @@ def test_the_row_filter_never_falls_below_the_exact_score(seed):
         value = (pack & np.uint32((1 << shift) - 1)).astype(np.float64) * pscale
         ref = float(np.dot(qdense[terms].astype(np.float64), value))
         assert abs(float(bound) - ref) <= (len(w) + 2) * 2.0**-24 * ref
+        # the summation alone: packed values that are exact (no rounding up to hide behind),
+        # against the serial float32 sum of the same products (fails with EPS = 0)
+        v = rng.integers(1, 2**shift, len(terms)).astype(np.uint32)
+        raw = (terms.astype(np.uint32) << np.uint32(shift)) | v
+        serial = np.add.accumulate(qdense[terms] * v.astype(np.float32), dtype=np.float32)[-1]
+        got = _dot_bound(qdense, raw, np.uint32(shift), 0, len(v))
+        assert got * (np.float32(1.0) + np.float32(len(v)) * EPS) >= serial
 
 
 def test_too_large_vocabulary_is_a_config_error():
@@ -580,6 +587,22 @@ def test_tiny_weights_are_refused_or_searched_exactly():
     small = (docs * np.float32(MIN_MAX_WEIGHT * 10 / docs.data.max())).tocsr()
     got = ApproxIndex.build(small, **EXACT).search(queries, 10)
     want = NumbaIndex.build(small).search(queries, 10)
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[0], want[0])
+
+
+@pytest.mark.parametrize("scale", [2.0**-149 * 3, 2.0**-130, 2.0**-110])
+def test_subnormal_scores_are_searched_exactly(scale):
+    """Query weights this small make the products subnormal, whose float32 rounding errors are
+    absolute, which the relative margins of the row filter and of the summaries do not cover:
+    the search prunes nothing below MIN_PRUNE_SCORE (a wrong top 2 before it did)."""
+    rng = np.random.default_rng(11)
+    docs, queries = clustered(rng, 400, 120, nnz=20, n_queries=25)
+    tiny = queries.copy()
+    tiny.data = np.maximum(tiny.data / tiny.data.max() * np.float32(scale), 2.0**-149)
+    tiny.data = tiny.data.astype(np.float32)
+    got = ApproxIndex.build(docs, **EXACT).search(tiny, 10)
+    want = NumbaIndex.build(docs).search(tiny, 10)
     np.testing.assert_array_equal(got[1], want[1])
     np.testing.assert_array_equal(got[0], want[0])
 

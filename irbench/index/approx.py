@@ -29,7 +29,8 @@ doc in their block (uint8 rounded up, plus a 1e-4 relative slack for float32 rou
 block is skipped only when its bound is below ``heap_factor`` times the k-th score, hence
 below the k-th score: no doc in it could enter the top k (a tie neither: its bound would
 not be below). Results then equal the exact top-k (score desc, doc asc) for non-negative
-query weights.
+query weights. (While the k-th score is below ``MIN_PRUNE_SCORE``, 2^-100, nothing is pruned
+at all: subnormal products err absolutely, beyond the relative margins.)
 
 Search-time knobs (``query_cut``, ``heap_factor``, ``sorted_terms``) are stored with the
 index as defaults and can be overridden per call: ``index.search(q, k, query_cut=5,

@@ -554,6 +554,10 @@ def transpose_summaries(
 # -------------------------------------------------------------------------------- search
 
 EPS = np.float32(2.0**-22)  # > 2 * float32 unit roundoff: margin per summed product
+#: below this k-th score nothing is pruned (no block skipped, no row filtered): products that
+#: small can be subnormal, whose rounding errors are absolute, not relative, and the relative
+#: margins (EPS here, the summaries' slack) would not cover them
+MIN_PRUNE_SCORE = np.float32(2.0**-100)
 
 
 @njit(cache=True, nogil=True, parallel=True)
@@ -575,7 +579,8 @@ def _dot_bound(qdense, pack, shift, e0, e1):  # pragma: no cover
     Only reassociation is allowed (no other fast-math flag), so LLVM vectorises the loop with
     gathers (about 2x faster per entry than four scalar lanes, measured on AVX-512). The result
     is used only as a bound: whatever the order, a sum of n non-negative float32 products
-    errs by less than about (n + 1) * 2^-24 of it, which the caller's margin covers. The call
+    errs by less than about (n + 1) * 2^-24 of it (normal numbers: see MIN_PRUNE_SCORE), which
+    the caller's margin covers together with the exact sum's own error. The call
     is a plain call, not a Numba inline: inlined, the flag would not reach this loop, and a
     fast-math caller would reorder its exact sums too."""
     mask = (np.uint32(1) << shift) - np.uint32(1)
@@ -612,9 +617,10 @@ def _visit_block(
             e1n = fwd_indptr[dn + 1]
             for e in range(en, e1n, 16):  # 16 uint32 entries per cache line
                 prefetch(fwd_pack, e)
-            if size < k:  # the heap is filling: the next doc is scored exactly, unfiltered
+            if size < k and e1n > en:  # the heap is filling: the next doc is scored exactly
                 for e in range(en, e1n, 16):
                     prefetch(fwd_data, e)
+                prefetch(fwd_data, e1n - 1)
             if e1n > en:
                 prefetch(fwd_pack, e1n - 1)
         d = np.int64(blk_docs[p])
@@ -624,12 +630,13 @@ def _visit_block(
         e0 = fwd_indptr[d]
         e1 = fwd_indptr[d + 1]
         rows += 1
-        if size == k:
+        if size == k and hs[0] >= MIN_PRUNE_SCORE:
             entries += e1 - e0
-            # filter on the packed row first: its weights are rounded up, and its
-            # float32 sum (any order) errs by less than about (n + 1) * 2^-24 of it for
-            # these non-negative products, so a doc it puts clearly below the k-th score
-            # is below it exactly too
+            # filter on the packed row first: its weights are rounded up, its float32 sum
+            # (any order) errs by less than about (n + 1) * 2^-24 of it for these
+            # non-negative products and the exact serial sum by less than n * 2^-24, which
+            # the margin n * EPS covers both; so a doc it puts below the k-th score is
+            # below it exactly too
             s4 = _dot_bound(qdense, fwd_pack, shift, e0, e1) * pscale
             if s4 * (np.float32(1.0) + np.float32(e1 - e0) * EPS) < hs[0]:
                 continue
@@ -638,6 +645,8 @@ def _visit_block(
         # lines at once rather than let the serial sum below miss on them one by one
         for e in range(e0, e1, 16):  # 16 float32 per cache line
             prefetch(fwd_data, e)
+        if e1 > e0:
+            prefetch(fwd_data, e1 - 1)
         s = np.float32(0.0)  # the exact score: serial, ascending term id
         for e in range(e0, e1):
             s += qdense[fwd_pack[e] >> shift] * fwd_data[e]
@@ -649,10 +658,14 @@ def _visit_block(
 
 @njit(inline="always", nogil=True)
 def _prefetch_components(t, comp_ptr, comps):  # pragma: no cover
-    """Start loading term ``t``'s summary component list, which the next term's bounds search
-    (galloping, one dependent probe after another) would otherwise miss on again and again."""
-    for c in range(comp_ptr[t], comp_ptr[t + 1], 32):  # 32 uint16 per cache line
+    """Start loading term ``t``'s summary component list, which its bounds search (galloping,
+    one dependent probe after another) would otherwise miss on again and again; issued one
+    term ahead, before the current term's bounds and block visits."""
+    step = max(1, 64 // comps.itemsize)  # entries per cache line
+    for c in range(comp_ptr[t], comp_ptr[t + 1], step):
         prefetch(comps, c)
+    if comp_ptr[t + 1] > comp_ptr[t]:
+        prefetch(comps, comp_ptr[t + 1] - 1)
 
 
 @njit(nogil=True)
@@ -784,7 +797,7 @@ def _search_one(
             # best summary first: once one block falls below the threshold, all later ones do
             border = np.argsort(bounds[:nb], kind="mergesort")
             for i in range(nb):
-                if size == k and -bounds[border[i]] < hf * hs[0]:
+                if size == k and hs[0] >= MIN_PRUNE_SCORE and -bounds[border[i]] < hf * hs[0]:
                     break  # bounds only fall and the threshold only rises
                 size, vr, ve = _visit_block(
                     fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,
@@ -796,7 +809,7 @@ def _search_one(
         else:
             # stored order (Seismic's order after its first term)
             for i in range(nb):
-                if size == k and -bounds[i] < hf * hs[0]:
+                if size == k and hs[0] >= MIN_PRUNE_SCORE and -bounds[i] < hf * hs[0]:
                     continue
                 size, vr, ve = _visit_block(
                     fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,
