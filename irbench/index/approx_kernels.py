@@ -560,6 +560,13 @@ EPS = np.float32(2.0**-22)  # > 2 * float32 unit roundoff: margin per summed pro
 MIN_PRUNE_SCORE = np.float32(2.0**-100)
 
 
+@njit(inline="always", nogil=True)
+def _pruning(size, k, hs):  # pragma: no cover
+    """Whether blocks and rows may be pruned now: the heap is full and its k-th score is at
+    least :data:`MIN_PRUNE_SCORE`."""
+    return size == k and hs[0] >= MIN_PRUNE_SCORE
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def pack_forward(indices, data, shift, scale, out):  # pragma: no cover
     """``out[e] = indices[e] << shift | ceil(data[e] / scale)`` (the value capped at
@@ -630,7 +637,7 @@ def _visit_block(
         e0 = fwd_indptr[d]
         e1 = fwd_indptr[d + 1]
         rows += 1
-        if size == k and hs[0] >= MIN_PRUNE_SCORE:
+        if _pruning(size, k, hs):
             entries += e1 - e0
             # filter on the packed row first: its weights are rounded up, its float32 sum
             # (any order) errs by less than about (n + 1) * 2^-24 of it for these
@@ -797,7 +804,7 @@ def _search_one(
             # best summary first: once one block falls below the threshold, all later ones do
             border = np.argsort(bounds[:nb], kind="mergesort")
             for i in range(nb):
-                if size == k and hs[0] >= MIN_PRUNE_SCORE and -bounds[border[i]] < hf * hs[0]:
+                if _pruning(size, k, hs) and -bounds[border[i]] < hf * hs[0]:
                     break  # bounds only fall and the threshold only rises
                 size, vr, ve = _visit_block(
                     fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,
@@ -809,7 +816,7 @@ def _search_one(
         else:
             # stored order (Seismic's order after its first term)
             for i in range(nb):
-                if size == k and hs[0] >= MIN_PRUNE_SCORE and -bounds[i] < hf * hs[0]:
+                if _pruning(size, k, hs) and -bounds[i] < hf * hs[0]:
                     continue
                 size, vr, ve = _visit_block(
                     fwd_indptr, fwd_pack, fwd_data, shift, pscale, blk_ptr, blk_docs,

@@ -275,7 +275,8 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     is a ConfigError, never replaced. An existing index is first renamed aside
     (``<path>.old-<pid>``) and deleted only after the new folder is in place, so ``path`` holds
     either the old or the new complete folder, never a half-written one. On an exception the
-    temp folder is removed and ``path`` is left untouched. No fsync: this guards against crashes of the process, not of the machine.
+    temp folder is removed and ``path`` is left untouched. No fsync: this guards against
+    crashes of the process, not of the machine.
     """
     path = Path(path)
     if (
