@@ -98,6 +98,35 @@ def test_recall_is_tie_aware():
     assert got == pytest.approx(np.mean(1 / valid[valid > 0]))
 
 
+def test_recall_from_full_scores_against_a_brute_force_count():
+    """recall_from_scores: ties with the k-th count, zero scores never do, queries with no
+    positive score are skipped; checked against a direct count on random integer scores."""
+    from irbench.bench.index import recall_from_scores
+
+    rng = np.random.default_rng(7)
+    scores = rng.integers(0, 6, size=(40, 30)).astype(np.float64)  # many ties, many zeros
+    scores[3] = 0.0  # no hit: skipped
+    scores[4, :] = 0.0
+    scores[4, [2, 5]] = [1.0, 3.0]  # fewer positive docs than k
+    k = 5
+    found = np.array([rng.permutation(30)[: int(rng.integers(0, k + 1))] for _ in scores],
+                     dtype=object)  # fmt: skip
+    found = np.array([np.pad(f.astype(np.int64), (0, k - len(f)), constant_values=-1)
+                      for f in found])  # fmt: skip
+    want = []
+    for s, f in zip(scores, found, strict=True):
+        pos = np.sort(s[s > 0])[::-1]
+        if len(pos) == 0:
+            continue
+        n = min(k, len(pos))
+        kth = pos[n - 1]
+        want.append(min(sum(s[d] >= kth for d in set(f.tolist()) if d >= 0), n) / n)
+    assert recall_from_scores(found, iter(scores), k) == pytest.approx(np.mean(want))
+    best = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    assert recall_from_scores(best, iter(scores), k) == 1.0
+    assert np.isnan(recall_from_scores(best[:1] * 0, iter(np.zeros((1, 30))), k))
+
+
 def test_harness_on_tiny_data(tmp_path, monkeypatch):
     vs = tiny()
     pins = []

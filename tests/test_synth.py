@@ -9,9 +9,11 @@ import pytest
 import scipy.sparse as sp
 from typer.testing import CliRunner
 
+from irbench.bench import timing
 from irbench.bench.index import VectorSet, recall_at_k
 from irbench.bench.scale import (
     COLUMNS,
+    JSON_COLUMNS,
     bench_scale,
     build_synthetic_index,
     growth,
@@ -103,6 +105,26 @@ def test_bench_scale_rows(real, tmp_path):
     assert len(growth(rows)) == 1
 
 
+def test_bench_scale_times_one_thread_on_one_cpu():
+    import os
+
+    from irbench.bench.scale import _timings
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    seen: dict[int, set[int]] = {}
+
+    def search(q, k, threads):
+        seen.setdefault(threads, set()).add(len(os.sched_getaffinity(0)))
+        return None
+
+    before = os.sched_getaffinity(0)
+    queries = sp.random(3, 10, density=0.5, format="csr", random_state=0)
+    row = _timings(search, queries, 10, min_seconds=0.0)
+    assert seen[1] == {1}  # the batch and the one-query timings
+    assert seen[row["threads_all"]] == {len(before)} and os.sched_getaffinity(0) == before
+
+
 # n_postings 0, query_cut 0, energy 1, heap_factor 1: numba_approx's exactness condition
 EXACT_APPROX = {"n_postings": 0, "query_cut": 0, "summary_energy": 1.0, "heap_factor": 1.0}
 
@@ -181,9 +203,17 @@ def test_cli_bench_scale(real, tmp_path, monkeypatch):
     assert res.exit_code == 0, res.output
     assert seen["parent_share"] == 0.5 and seen["approx"] == {"query_cut": 3}
     saved = json.loads((out / "bench.json").read_text())
-    assert [r["engine"] for r in saved["rows"]] == ["numba", "numba_approx"]
-    assert saved["meta"]["parent_share"] == 0.5
+    n_all = timing.all_threads()
+    assert [(r["engine"], r["threads"]) for r in saved] == [
+        ("numba", 1), ("numba", n_all), ("numba_approx", 1), ("numba_approx", n_all)
+    ]  # fmt: skip
+    assert all(list(r) == JSON_COLUMNS for r in saved)
+    assert all(r["docs"] == CHUNK and r["qps"] > 0 for r in saved)
+    assert [r["p50_ms"] is None for r in saved] == [False, True, False, True]
+    assert saved[0]["recall"] is None and 0.0 <= saved[2]["recall"] <= 1.0
+    assert json.loads((out / "meta.json").read_text())["parent_share"] == 0.5
     assert "numba_approx" in (out / "bench.md").read_text()
+    assert (out / "growth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     res = CliRunner().invoke(app, base + ["--query-cut", "3"])  # knob without --approx
     assert res.exit_code != 0 and "--approx" in res.output
 

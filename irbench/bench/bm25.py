@@ -13,15 +13,22 @@ loop that sends the queries one at a time. The two engines are timed interleaved
 call, order flipped every round), so that slow spells of a shared machine hit both alike and
 the ratios stay meaningful even when the absolute numbers drift. nDCG@10 of both is computed with ir_measures on
 the same qrels (the BEIR self-hit rule applied to both when ``dataset.drop_self_hits``).
+recall@k (tie-aware, :func:`irbench.bench.index.recall_from_scores`) checks that each engine's
+top k is its own exhaustive ranking: irbench's against every doc scored in float64 from doc
+and query vectors encoded afresh (so a quantised index shows its loss), bm25s's against its
+``get_scores`` (first :data:`RECALL_QUERIES` queries). Outputs: ``bench.json``, ``bench.md``,
+``recall_latency.png`` and the two nDCG runs.
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from irbench.bench import timing
 
@@ -30,6 +37,8 @@ COLUMNS = [
     "mean_ms", "p50_ms", "p99_ms", "qps", "recall", "ndcg@10",
 ]  # fmt: skip
 INSTALL_HINT = "pip install 'irbench[bench]'"
+#: recall@k is measured on at most this many queries (the first ones)
+RECALL_QUERIES = 1000
 
 
 def _bm25s():
@@ -80,6 +89,39 @@ class _Bm25sEngine:
 
     def query(self, texts: Sequence[str], k: int, threads: int):
         return self.retrieve(self.tokenize(texts), k, threads)
+
+    def exact_scores(self, texts: Sequence[str]) -> Iterator[np.ndarray]:
+        """Every doc's score per query, from bm25s's exhaustive ``get_scores``."""
+        words = self.bm25s.tokenize(
+            list(texts), stopwords="en", stemmer=self.stemmer, show_progress=False,
+            return_ids=False,
+        )  # fmt: skip
+        for w in words:
+            w = [t for t in w if t in self.retriever.vocab_dict]
+            yield self.retriever.get_scores(w) if w else np.zeros(self.n_docs)
+
+
+def _irbench_exact_scores(
+    cfg: Any, dataset: Any, queries: Sequence[Any]
+) -> Callable[[], Iterator[np.ndarray]]:
+    """A callable yielding every doc's score per query, in float64, from doc and query vectors
+    encoded once, afresh, by the config's encoder (unquantised): the exact ranking irbench's
+    index must reproduce."""
+    import scipy.sparse as sp
+
+    from irbench.pipeline import make_encoder
+
+    encoder = make_encoder(cfg)
+    docs = sp.vstack(list(encoder.encode_corpus(dataset.docs_iter())), format="csr")
+    by_term = docs.T.tocsr().astype(np.float64)
+    qvecs = encoder.encode_queries(queries).astype(np.float64)
+    step = max(1, 2**22 // max(1, docs.shape[0]))  # <= 32 MB of scores at a time
+
+    def scores() -> Iterator[np.ndarray]:
+        for a in range(0, qvecs.shape[0], step):
+            yield from (qvecs[a : a + step] @ by_term).toarray()
+
+    return scores
 
 
 def _ndcg10(run: list[tuple[str, list[tuple[str, float]]]], qrels: list) -> float:
@@ -137,9 +179,9 @@ def bench_bm25(
 ):
     """Time irbench's BM25 and bm25s on the same docs and queries; return one row per setting.
 
-    Writes ``bench.json`` (a list of row objects, keys :data:`COLUMNS`), ``bench.md`` and
-    the two nDCG runs (``irbench.trec``, ``bm25s.trec``, depth 10) into ``out_dir``
-    (default ``runs/bench/<dataset>/bm25``). bm25s rows are skipped with a note when bm25s
+    Writes ``bench.json`` (a list of row objects, keys :data:`COLUMNS`), ``bench.md``,
+    ``recall_latency.png`` and the two nDCG runs (``irbench.trec``, ``bm25s.trec``, depth
+    10) into ``out_dir`` (default ``runs/bench/<dataset>/bm25``). bm25s rows are skipped with a note when bm25s
     is not importable. ``DataFrame.attrs`` holds the ratios, machine and notes.
 
     With ``fresh_index`` irbench's index is built in a temporary cache folder (removed at the
@@ -189,6 +231,7 @@ class _IrbenchEngine:
 def _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo):
     import pandas as pd
 
+    from irbench.bench.index import json_row, plot, recall_from_scores
     from irbench.errors import ConfigError
     from irbench.pipeline import build_index, load_dataset, search
     from irbench.runs.atomic import write_json, write_text
@@ -301,6 +344,23 @@ def _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo):
                      "total_ms": 1000 * _median(batch_times[i])}
                 )  # fmt: skip
 
+    # ------------------------------------------- recall@k against exhaustive scoring
+    sub = slice(0, min(len(queries), RECALL_QUERIES))
+    if sub.stop < len(queries):
+        notes.append(f"recall@k measured on the first {sub.stop} of {len(queries)} queries")
+    echo(f"recall@k on {sub.stop} queries against each engine's exhaustive scores ...")
+    exact_of = {"irbench": _irbench_exact_scores(cfg, dataset, queries[sub])}
+    if "bm25s" in engines:
+        exact_of["bm25s"] = lambda: engines["bm25s"][0].exact_scores(texts[sub])
+    for name, exact in exact_of.items():
+        obj, batch = engines[name][0], engines[name][1][sub]
+        for k in ks:
+            kk = min(k, n_docs)
+            recall = recall_from_scores(np.asarray(obj.query(batch, kk, 1)[1]), exact(), kk)
+            for r in rows:
+                if r["engine"] == name and r["k"] == k:
+                    r["recall"] = recall
+
     # ------------------------------------------------------------------------- nDCG@10
     cfg10 = copy.deepcopy(cfg)
     cfg10.k = 10
@@ -330,8 +390,9 @@ def _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo):
         {"ratios": _ratios(df), "machine": machine, "notes": notes, "breakdown": breakdown,
          "top1_agreement": agree, "queries": len(queries), "docs": n_docs, "out_dir": str(out)}
     )  # fmt: skip
-    write_json(out / "bench.json", [_json_row(r) for r in rows])
+    write_json(out / "bench.json", [json_row(r, COLUMNS) for r in rows])
     write_text(out / "bench.md", to_markdown(df, command=command))
+    plot(rows, out / "recall_latency.png")
     return df
 
 
@@ -348,16 +409,6 @@ def _row(engine, setting, corpus, k, threads, build_s, size_mb, m) -> dict[str, 
         "mean_ms": m["mean_ms"], "p50_ms": m["p50_ms"], "p99_ms": m["p99_ms"],
         "qps": m["qps"], "recall": None, "ndcg@10": None,
     }  # fmt: skip
-
-
-def _json_row(r: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for key in COLUMNS:
-        v = r[key]
-        if isinstance(v, float):
-            v = round(v, 6 if key == "ndcg@10" else 4)
-        out[key] = v
-    return out
 
 
 def _ratios(df) -> list[dict[str, Any]]:
@@ -404,14 +455,15 @@ def to_markdown(df, command: str | None = None) -> str:
         "median repeat (>= 5 repeats, >= 1 s each engine); latency from queries sent one at a "
         "time; the engines timed interleaved, call by call.",
         "",
-        "| engine | setting | k | threads | build_s | size_mb | qps | mean_ms | p50_ms | p99_ms | nDCG@10 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| engine | setting | k | threads | build_s | size_mb | qps | mean_ms | p50_ms | p99_ms "
+        "| recall@k | nDCG@10 |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in df.iterrows():
         lines.append(
             f"| {r.engine} | {r.setting} | {r.k} | {r.threads} | {_fmt(r.build_s)} | "
             f"{_fmt(r.size_mb)} | {_fmt(r.qps, 0)} | {_fmt(r.mean_ms, 3)} | {_fmt(r.p50_ms, 3)} | "
-            f"{_fmt(r.p99_ms, 3)} | {_fmt(r['ndcg@10'], 4)} |"
+            f"{_fmt(r.p99_ms, 3)} | {_fmt(r.recall, 4)} | {_fmt(r['ndcg@10'], 4)} |"
         )
     if a.get("ratios"):
         lines += [

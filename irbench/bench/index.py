@@ -36,7 +36,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -486,11 +486,33 @@ def tie_aware_recall(
         if len(f) == 0:
             vals.append(0.0)
             continue
-        kth = float(es[er >= 0][-1])
         got = docs[f] @ queries[i].T
         got = np.asarray(got.toarray() if sp.issparse(got) else got, dtype=np.float64).ravel()
-        ok = int((got >= kth - TIE_TOLERANCE * abs(kth)).sum())
-        vals.append(min(ok, n) / n)
+        vals.append(_tie_share(got, float(es[er >= 0][-1]), n))
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _tie_share(got: np.ndarray, kth: float, n: int) -> float:
+    """Share of an exact top ``n`` matched by found docs whose exact scores are ``got``: those
+    reaching the exact ``kth`` score (within :data:`TIE_TOLERANCE`) count, at most ``n``."""
+    return min(int((got >= kth - TIE_TOLERANCE * abs(kth)).sum()), n) / n
+
+
+def recall_from_scores(found: np.ndarray, exact_scores: Iterable[np.ndarray], k: int) -> float:
+    """Tie-aware recall@k (:func:`tie_aware_recall`) where ``exact_scores`` yields, per row of
+    ``found``, the exact score of every doc: the exact top k are the k best docs with a
+    positive score (fewer when fewer match; queries with none are skipped, NaN when all are).
+    For engines whose exact scores come from their own scorer rather than a doc matrix."""
+    vals = []
+    for f, scores in zip(found, exact_scores, strict=True):
+        scores = np.asarray(scores, dtype=np.float64).ravel()
+        pos = scores[scores > 0]
+        n = min(k, len(pos))
+        if n == 0:
+            continue
+        f = np.unique(f[f >= 0])
+        kth = float(np.partition(pos, len(pos) - n)[len(pos) - n])
+        vals.append(_tie_share(scores[f], kth, n) if len(f) else 0.0)
     return float(np.mean(vals)) if vals else float("nan")
 
 
@@ -753,7 +775,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def _json_row(r: dict[str, Any], columns: Sequence[str] = COLUMNS) -> dict[str, Any]:
+def json_row(r: dict[str, Any], columns: Sequence[str] = COLUMNS) -> dict[str, Any]:
+    """``r``'s ``columns`` (null where absent) for ``bench.json``: floats rounded (recall and
+    nDCG to 6 places, the rest to 4), NaN as null."""
     out = {}
     for key in columns:
         v = r.get(key)
@@ -777,7 +801,7 @@ def write_outputs(
     from irbench.runs.atomic import write_json, write_text
 
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "bench.json", [_json_row(r, columns) for r in rows])
+    write_json(out / "bench.json", [json_row(r, columns) for r in rows])
     write_text(out / "bench.md", to_markdown(rows, meta, title=title, extra=extra))
     write_text(out / "meta.json", json.dumps(meta, indent=2, default=str) + "\n")
     plot(rows, out / "recall_latency.png")

@@ -25,12 +25,17 @@ from typing import Any
 import numpy as np
 
 from irbench.bench import timing
-from irbench.bench.index import VectorSet, recall_at_k
+from irbench.bench.index import VectorSet, json_row, recall_at_k
 from irbench.bench.synth import Synthesizer
 
 COLUMNS = [
-    "docs", "engine", "postings", "gen_s", "index_s", "size_mb", "peak_rss_mb", "k", "qps_1",
-    "qps_all", "threads_all", "mean_ms", "p50_ms", "p99_ms", "recall",
+    "docs", "engine", "setting", "postings", "gen_s", "index_s", "size_mb", "peak_rss_mb", "k",
+    "qps_1", "qps_all", "threads_all", "mean_ms", "p50_ms", "p99_ms", "recall",
+]  # fmt: skip
+#: ``bench.json`` keys: those of ``irbench bench index`` rows, then the scale columns
+JSON_COLUMNS = [
+    "engine", "setting", "corpus", "k", "threads", "build_s", "size_mb", "mean_ms", "p50_ms",
+    "p99_ms", "qps", "recall", "docs", "postings", "gen_s", "peak_rss_mb", "queries",
 ]  # fmt: skip
 
 
@@ -126,14 +131,17 @@ def build_synthetic_index(
 
 
 def _timings(search: Callable[..., Any], queries: Any, k: int, min_seconds: float) -> dict:
-    """QPS at 1 and at all threads, and one-query latencies (first 200 queries)."""
+    """QPS at 1 and at all threads, and one-query latencies (first 200 queries). The
+    1-thread timings run with the process pinned to one CPU (:func:`timing.pinned`), as
+    ``bench index`` pins its 1-thread rows."""
     n_all = timing.all_threads()
-    one = timing.repeat(lambda: search(queries, k, threads=1), min_seconds=min_seconds)
-    every = timing.repeat(lambda: search(queries, k, threads=n_all), min_seconds=min_seconds)
     sample = list(range(min(queries.shape[0], 200)))
-    lat = timing.latencies(
-        lambda i: search(queries[i], k, threads=1), sample, min_seconds=min_seconds
-    )
+    with timing.pinned(1):
+        one = timing.repeat(lambda: search(queries, k, threads=1), min_seconds=min_seconds)
+        lat = timing.latencies(
+            lambda i: search(queries[i], k, threads=1), sample, min_seconds=min_seconds
+        )
+    every = timing.repeat(lambda: search(queries, k, threads=n_all), min_seconds=min_seconds)
     stats = timing.latency_stats(lat)
     return {
         "k": k,
@@ -159,6 +167,7 @@ def _exact_row(spill, queries, k, quantize, min_seconds, echo) -> tuple[dict, np
     row = {
         "docs": spill.n,
         "engine": "numba",
+        "setting": f"exact, {quantize or 'float32'} weights",
         "postings": int(index.nnz),
         "gen_s": round(spill.gen_s, 2),
         "index_s": round(build_s - spill.gen_s, 2),
@@ -312,4 +321,67 @@ def growth(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-__all__ = ["COLUMNS", "bench_scale", "build_synthetic_index", "growth", "to_markdown"]
+def json_rows(rows: list[dict[str, Any]], queries: int) -> list[dict[str, Any]]:
+    """``bench.json``: each row as two objects shaped like ``irbench bench index``'s rows
+    (keys :data:`JSON_COLUMNS`): one at 1 thread, with the one-query latencies, and one at
+    all threads, whose latencies are null (not measured, as in ``bench index``).
+    ``build_s`` is the indexing time without the corpus generation (``gen_s``); ``recall`` is
+    null on the exact rows, the reference of the others; ``queries`` is how many were timed."""
+    out = []
+    for r in rows:
+        base = {
+            "engine": r["engine"], "setting": r.get("setting"),
+            "corpus": f"synthetic {r['docs']} docs", "k": r["k"], "build_s": r["index_s"],
+            "size_mb": r["size_mb"], "recall": r["recall"], "docs": r["docs"],
+            "postings": r["postings"], "gen_s": r["gen_s"], "peak_rss_mb": r["peak_rss_mb"],
+            "queries": r.get("queries", queries),
+        }  # fmt: skip
+        lat = {key: r[key] for key in ("mean_ms", "p50_ms", "p99_ms")}
+        none = dict.fromkeys(lat)
+        for threads, qps, lat_ in ((1, r["qps_1"], lat), (r["threads_all"], r["qps_all"], none)):
+            out.append(json_row({**base, "threads": threads, "qps": qps, **lat_}, JSON_COLUMNS))
+    return out
+
+
+#: panels of :func:`plot`: (title, row key, axis label)
+PANELS = [
+    ("index time", "index_s", "seconds (generation excluded)"),
+    ("peak memory", "peak_rss_mb", "peak RSS, MiB"),
+    ("latency", "p50_ms", "p50 ms per query (1 thread)"),
+]
+
+
+def plot(rows: list[dict[str, Any]]) -> bytes:
+    """PNG: index time, peak memory and p50 latency against the corpus size, log-log, one
+    line per engine."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.2 * len(PANELS), 3.6), dpi=110)
+    FigureCanvasAgg(fig)
+    engines = list(dict.fromkeys(r["engine"] for r in rows))
+    for i, (title, key, label) in enumerate(PANELS, start=1):
+        ax = fig.add_subplot(1, len(PANELS), i)
+        for engine in engines:
+            pts = [(r["docs"], r[key]) for r in rows if r["engine"] == engine and r.get(key)]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o", label=engine)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(title)
+        ax.set_xlabel("docs")
+        ax.set_ylabel(label)
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    return buf.getvalue()
+
+
+__all__ = [
+    "COLUMNS", "JSON_COLUMNS", "bench_scale", "build_synthetic_index", "growth", "json_rows",
+    "plot", "to_markdown",
+]  # fmt: skip

@@ -251,19 +251,17 @@ def bench_scale_cmd(
             max=1.0,
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Folder for bench.json and bench.md")] = Path(
-        "runs/bench/scale"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Folder for bench.json, bench.md, meta.json and growth.png")
+    ] = Path("runs/bench/scale"),
 ) -> None:
     """Indexes at growing synthetic corpus sizes: the exact index built by streaming (never
     holding the corpus), with --approx also numba_approx: build time, index size, peak
     memory, QPS, latency and recall per size."""
-    import json
-
     from irbench.bench import scale, timing
     from irbench.bench.index import concat, load_vectors
     from irbench.errors import ConfigError
-    from irbench.runs.atomic import write_text
+    from irbench.runs.atomic import atomic_open, write_json, write_text
 
     knobs = {"n_postings": n_postings, "query_cut": query_cut, "heap_factor": heap_factor}
     approx_cfg = {key: v for key, v in knobs.items() if v is not None} if approx else None
@@ -289,11 +287,15 @@ def bench_scale_cmd(
         "target_recall": target_recall,
     }
     out.mkdir(parents=True, exist_ok=True)
-    write_text(out / "bench.json", json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    timed = real.queries[:max_queries].shape[0] if max_queries else real.queries.shape[0]
+    write_json(out / "bench.json", scale.json_rows(rows, timed))
+    write_json(out / "meta.json", meta)
     md = scale.to_markdown(rows, meta) + "\n" + "\n".join(f"- {g}" for g in scale.growth(rows))
     write_text(out / "bench.md", md + "\n")
+    with atomic_open(out / "growth.png", "wb") as f:
+        f.write(scale.plot(rows))
     typer.echo(md)
-    typer.echo(f"wrote {out / 'bench.json'} and bench.md")
+    typer.echo(f"wrote {out}/: bench.json, bench.md, meta.json, growth.png")
 
 
 def bench_bounds_cmd(
