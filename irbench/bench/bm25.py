@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from irbench.bench import timing
+from irbench.bench.timing import fmt_cell
 
 COLUMNS = [
     "engine", "setting", "corpus", "k", "threads", "build_s", "size_mb",
@@ -429,16 +430,6 @@ def _ratios(df) -> list[dict[str, Any]]:
     return out
 
 
-def _fmt(v: Any, nd: int = 2) -> str:
-    if v is None:
-        return "—"
-    if isinstance(v, float):
-        if v != v:
-            return "—"
-        return f"{v:,.{nd}f}"
-    return str(v)
-
-
 def to_markdown(df, command: str | None = None) -> str:
     """``bench.md``: machine, command, results table, ratios, breakdown and notes."""
     a = df.attrs
@@ -461,9 +452,9 @@ def to_markdown(df, command: str | None = None) -> str:
     ]
     for _, r in df.iterrows():
         lines.append(
-            f"| {r.engine} | {r.setting} | {r.k} | {r.threads} | {_fmt(r.build_s)} | "
-            f"{_fmt(r.size_mb)} | {_fmt(r.qps, 0)} | {_fmt(r.mean_ms, 3)} | {_fmt(r.p50_ms, 3)} | "
-            f"{_fmt(r.p99_ms, 3)} | {_fmt(r.recall, 4)} | {_fmt(r['ndcg@10'], 4)} |"
+            f"| {r.engine} | {r.setting} | {r.k} | {r.threads} | {fmt_cell(r.build_s)} | "
+            f"{fmt_cell(r.size_mb)} | {fmt_cell(r.qps, 0)} | {fmt_cell(r.mean_ms, 3)} | {fmt_cell(r.p50_ms, 3)} | "
+            f"{fmt_cell(r.p99_ms, 3)} | {fmt_cell(r.recall, 4)} | {fmt_cell(r['ndcg@10'], 4)} |"
         )
     if a.get("ratios"):
         lines += [
@@ -473,8 +464,8 @@ def to_markdown(df, command: str | None = None) -> str:
         ]
         for r in a["ratios"]:
             lines.append(
-                f"| {r['k']} | {r['threads']} | {_fmt(r['irbench_qps'], 0)} | "
-                f"{_fmt(r['bm25s_qps'], 0)} | {r['qps_ratio']:.2f}x | {r['p50_speedup']:.2f}x |"
+                f"| {r['k']} | {r['threads']} | {fmt_cell(r['irbench_qps'], 0)} | "
+                f"{fmt_cell(r['bm25s_qps'], 0)} | {r['qps_ratio']:.2f}x | {r['p50_speedup']:.2f}x |"
             )
     if a.get("breakdown"):
         lines += [

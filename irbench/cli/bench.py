@@ -49,7 +49,7 @@ def bm25(
     from rich.table import Table
 
     from irbench.bench.bm25 import bench_bm25
-    from irbench.bench.timing import describe_machine
+    from irbench.bench.timing import describe_machine, fmt_cell
     from irbench.config import compose
 
     cfg = compose(overrides or [])
@@ -80,15 +80,15 @@ def bm25(
         "mean_ms",
         "p50_ms",
         "p99_ms",
+        "recall@k",
         "nDCG@10",
     ):
         table.add_column(name, justify="left" if name == "engine" else "right")
     for _, r in df.iterrows():
-        ndcg = r["ndcg@10"]
         table.add_row(
             r.engine, str(r.k), str(r.threads), f"{r.build_s:.2f}", f"{r.size_mb:.1f}",
             f"{r.qps:,.0f}", f"{r.mean_ms:.3f}", f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}",
-            "—" if ndcg is None else f"{ndcg:.4f}",
+            fmt_cell(r.recall, 4), fmt_cell(r["ndcg@10"], 4),
         )  # fmt: skip
     con.print(table)
     if a["ratios"]:
