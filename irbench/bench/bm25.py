@@ -17,7 +17,8 @@ recall@k (tie-aware, :func:`irbench.bench.index.recall_from_scores`) checks that
 top k is its own exhaustive ranking: irbench's against every doc scored in float64 from doc
 and query vectors encoded afresh (so a quantised index shows its loss), bm25s's against its
 ``get_scores`` (first :data:`RECALL_QUERIES` queries). Outputs: ``bench.json``, ``bench.md``,
-``recall_latency.png`` and the two nDCG runs.
+``recall_latency.png`` and the depth-10 runs of the nDCG (``irbench.trec``, and ``bm25s.trec``
+when bm25s is installed).
 """
 
 from __future__ import annotations
@@ -103,26 +104,42 @@ class _Bm25sEngine:
 
 
 def _irbench_exact_scores(
-    cfg: Any, dataset: Any, queries: Sequence[Any]
-) -> Callable[[], Iterator[np.ndarray]]:
-    """A callable yielding every doc's score per query, in float64, from doc and query vectors
-    encoded once, afresh, by the config's encoder (unquantised): the exact ranking irbench's
-    index must reproduce."""
+    cfg: Any, dataset: Any, queries: Sequence[Any], n_docs: int
+) -> Iterator[np.ndarray]:
+    """Every doc's score per query, in float64, from doc and query vectors encoded afresh by
+    the config's encoder (unquantised): the exact ranking irbench's index must reproduce."""
     import scipy.sparse as sp
 
+    from irbench.errors import ConfigError
     from irbench.pipeline import make_encoder
 
     encoder = make_encoder(cfg)
     docs = sp.vstack(list(encoder.encode_corpus(dataset.docs_iter())), format="csr")
+    if docs.shape[0] != n_docs:
+        raise ConfigError(
+            f"dataset '{cfg.dataset.name}' now has {docs.shape[0]} docs, its cached index "
+            f"{n_docs}: rebuild the index (irbench index, or pass --fresh-index)"
+        )
     by_term = docs.T.tocsr().astype(np.float64)
     qvecs = encoder.encode_queries(queries).astype(np.float64)
-    step = max(1, 2**22 // max(1, docs.shape[0]))  # <= 32 MB of scores at a time
+    step = max(1, 2**22 // max(1, n_docs))  # <= 32 MB of scores at a time
+    for a in range(0, qvecs.shape[0], step):
+        yield from (qvecs[a : a + step] @ by_term).toarray()
 
-    def scores() -> Iterator[np.ndarray]:
-        for a in range(0, qvecs.shape[0], step):
-            yield from (qvecs[a : a + step] @ by_term).toarray()
 
-    return scores
+def _recalls(engine: Any, batch: Sequence[Any], exact: Iterator[np.ndarray], ks, n_docs):
+    """``{k: recall@k}`` of ``engine`` on ``batch`` (at one thread), one pass over the exact
+    scores for all ``ks`` (:func:`irbench.bench.index.query_recall`)."""
+    from irbench.bench.index import query_recall
+
+    found = {k: np.asarray(engine.query(batch, min(k, n_docs), 1)[1]) for k in ks}
+    shares: dict[int, list[float]] = {k: [] for k in ks}
+    for i, scores in enumerate(exact):
+        for k in ks:
+            v = query_recall(found[k][i], scores, min(k, n_docs))
+            if v is not None:
+                shares[k].append(v)
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in shares.items()}
 
 
 def _ndcg10(run: list[tuple[str, list[tuple[str, float]]]], qrels: list) -> float:
@@ -181,8 +198,8 @@ def bench_bm25(
     """Time irbench's BM25 and bm25s on the same docs and queries; return one row per setting.
 
     Writes ``bench.json`` (a list of row objects, keys :data:`COLUMNS`), ``bench.md``,
-    ``recall_latency.png`` and the two nDCG runs (``irbench.trec``, ``bm25s.trec``, depth
-    10) into ``out_dir`` (default ``runs/bench/<dataset>/bm25``). bm25s rows are skipped with a note when bm25s
+    ``recall_latency.png`` and the depth-10 runs (``irbench.trec``, ``bm25s.trec``) into
+    ``out_dir`` (default ``runs/bench/<dataset>/bm25``). bm25s rows are skipped with a note when bm25s
     is not importable. ``DataFrame.attrs`` holds the ratios, machine and notes.
 
     With ``fresh_index`` irbench's index is built in a temporary cache folder (removed at the
@@ -232,7 +249,7 @@ class _IrbenchEngine:
 def _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo):
     import pandas as pd
 
-    from irbench.bench.index import json_row, plot, recall_from_scores
+    from irbench.bench.index import json_row, plot
     from irbench.errors import ConfigError
     from irbench.pipeline import build_index, load_dataset, search
     from irbench.runs.atomic import write_json, write_text
@@ -350,17 +367,14 @@ def _bench_bm25(cfg, ks, out_dir, min_seconds, min_repeats, command, echo):
     if sub.stop < len(queries):
         notes.append(f"recall@k measured on the first {sub.stop} of {len(queries)} queries")
     echo(f"recall@k on {sub.stop} queries against each engine's exhaustive scores ...")
-    exact_of = {"irbench": _irbench_exact_scores(cfg, dataset, queries[sub])}
+    exact_of = {"irbench": _irbench_exact_scores(cfg, dataset, queries[sub], n_docs)}
     if "bm25s" in engines:
-        exact_of["bm25s"] = lambda: engines["bm25s"][0].exact_scores(texts[sub])
+        exact_of["bm25s"] = engines["bm25s"][0].exact_scores(texts[sub])
     for name, exact in exact_of.items():
-        obj, batch = engines[name][0], engines[name][1][sub]
-        for k in ks:
-            kk = min(k, n_docs)
-            recall = recall_from_scores(np.asarray(obj.query(batch, kk, 1)[1]), exact(), kk)
-            for r in rows:
-                if r["engine"] == name and r["k"] == k:
-                    r["recall"] = recall
+        recalls = _recalls(engines[name][0], engines[name][1][sub], exact, ks, n_docs)
+        for r in rows:
+            if r["engine"] == name:
+                r["recall"] = recalls[r["k"]]
 
     # ------------------------------------------------------------------------- nDCG@10
     cfg10 = copy.deepcopy(cfg)
@@ -451,11 +465,12 @@ def to_markdown(df, command: str | None = None) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in df.iterrows():
-        lines.append(
-            f"| {r.engine} | {r.setting} | {r.k} | {r.threads} | {fmt_cell(r.build_s)} | "
-            f"{fmt_cell(r.size_mb)} | {fmt_cell(r.qps, 0)} | {fmt_cell(r.mean_ms, 3)} | {fmt_cell(r.p50_ms, 3)} | "
-            f"{fmt_cell(r.p99_ms, 3)} | {fmt_cell(r.recall, 4)} | {fmt_cell(r['ndcg@10'], 4)} |"
-        )
+        cells = [
+            r.engine, r.setting, r.k, r.threads, fmt_cell(r.build_s), fmt_cell(r.size_mb),
+            fmt_cell(r.qps, 0), fmt_cell(r.mean_ms, 3), fmt_cell(r.p50_ms, 3),
+            fmt_cell(r.p99_ms, 3), fmt_cell(r.recall, 4), fmt_cell(r["ndcg@10"], 4),
+        ]  # fmt: skip
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     if a.get("ratios"):
         lines += [
             "",

@@ -500,20 +500,26 @@ def _tie_share(got: np.ndarray, kth: float, n: int) -> float:
 
 def recall_from_scores(found: np.ndarray, exact_scores: Iterable[np.ndarray], k: int) -> float:
     """Tie-aware recall@k (:func:`tie_aware_recall`) where ``exact_scores`` yields, per row of
-    ``found``, the exact score of every doc: the exact top k are the k best docs with a
-    positive score (fewer when fewer match; queries with none are skipped, NaN when all are).
-    For engines whose exact scores come from their own scorer rather than a doc matrix."""
-    vals = []
-    for f, scores in zip(found, exact_scores, strict=True):
-        scores = np.asarray(scores, dtype=np.float64).ravel()
-        pos = scores[scores > 0]
-        n = min(k, len(pos))
-        if n == 0:
-            continue
-        f = np.unique(f[f >= 0])
-        kth = float(np.partition(pos, len(pos) - n)[len(pos) - n])
-        vals.append(_tie_share(scores[f], kth, n) if len(f) else 0.0)
+    ``found``, the exact score of every doc (:func:`query_recall`); queries with no positive
+    score are skipped, NaN when all are. For engines whose exact scores come from their own
+    scorer rather than a doc matrix."""
+    vals = [query_recall(f, s, k) for f, s in zip(found, exact_scores, strict=True)]
+    vals = [v for v in vals if v is not None]
     return float(np.mean(vals)) if vals else float("nan")
+
+
+def query_recall(found: np.ndarray, scores: np.ndarray, k: int) -> float | None:
+    """One query's tie-aware recall@k: the exact top k are the k best docs with a positive
+    exact score in ``scores`` (every doc's; fewer when fewer match), and a found doc counts
+    when its exact score reaches the k-th (:func:`_tie_share`). None when no doc matches."""
+    scores = np.asarray(scores, dtype=np.float64).ravel()
+    pos = scores[scores > 0]
+    n = min(k, len(pos))
+    if n == 0:
+        return None
+    f = np.unique(found[found >= 0])
+    kth = float(np.partition(pos, len(pos) - n)[len(pos) - n])
+    return _tie_share(scores[f], kth, n) if len(f) else 0.0
 
 
 def build_engines(

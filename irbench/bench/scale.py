@@ -25,18 +25,18 @@ from typing import Any
 import numpy as np
 
 from irbench.bench import timing
+from irbench.bench.index import COLUMNS as INDEX_COLUMNS
 from irbench.bench.index import VectorSet, json_row, recall_at_k
 from irbench.bench.synth import Synthesizer
 
 COLUMNS = [
     "docs", "engine", "setting", "postings", "gen_s", "index_s", "size_mb", "peak_rss_mb", "k",
-    "qps_1", "qps_all", "threads_all", "mean_ms", "p50_ms", "p99_ms", "recall",
+    "qps_1", "qps_all", "threads_all", "cores_1", "cores_all", "queries", "mean_ms", "p50_ms",
+    "p99_ms", "recall",
 ]  # fmt: skip
-#: ``bench.json`` keys: those of ``irbench bench index`` rows, then the scale columns
-JSON_COLUMNS = [
-    "engine", "setting", "corpus", "k", "threads", "build_s", "size_mb", "mean_ms", "p50_ms",
-    "p99_ms", "qps", "recall", "docs", "postings", "gen_s", "peak_rss_mb", "queries",
-]  # fmt: skip
+#: ``bench.json`` keys: those of ``irbench bench index`` rows (``ingest_s`` and ``ndcg@10``
+#: null here), then the scale columns
+JSON_COLUMNS = [*INDEX_COLUMNS, "docs", "postings", "gen_s", "peak_rss_mb", "queries"]
 
 
 def bench_scale(
@@ -131,23 +131,36 @@ def build_synthetic_index(
 
 
 def _timings(search: Callable[..., Any], queries: Any, k: int, min_seconds: float) -> dict:
-    """QPS at 1 and at all threads, and one-query latencies (first 200 queries). The
-    1-thread timings run with the process pinned to one CPU (:func:`timing.pinned`), as
-    ``bench index`` pins its 1-thread rows."""
+    """QPS and cores used at 1 and at all threads, and one-query latencies (first 200
+    queries). The 1-thread timings run with the process pinned to one CPU
+    (:func:`timing.pinned`), as ``bench index`` pins its 1-thread rows; where all threads
+    are one, the all-thread figures are those of the 1-thread timing."""
     n_all = timing.all_threads()
-    sample = list(range(min(queries.shape[0], 200)))
+    n = queries.shape[0]
+
+    def timed(threads: int) -> tuple[float, float]:
+        cpu: list[list[float]] = []
+        secs = timing.repeat_interleaved(
+            [lambda: search(queries, k, threads=threads)], min_seconds=min_seconds, cpu_out=cpu
+        )[0]
+        return timing.qps(n, secs), sum(cpu[0]) / max(sum(secs), 1e-12)
+
+    sample = list(range(min(n, 200)))
     with timing.pinned(1):
-        one = timing.repeat(lambda: search(queries, k, threads=1), min_seconds=min_seconds)
+        qps_1, cores_1 = timed(1)
         lat = timing.latencies(
             lambda i: search(queries[i], k, threads=1), sample, min_seconds=min_seconds
         )
-    every = timing.repeat(lambda: search(queries, k, threads=n_all), min_seconds=min_seconds)
+    qps_all, cores_all = timed(n_all) if n_all > 1 else (qps_1, cores_1)
     stats = timing.latency_stats(lat)
     return {
         "k": k,
-        "qps_1": timing.qps(queries.shape[0], one),
-        "qps_all": timing.qps(queries.shape[0], every),
+        "qps_1": qps_1,
+        "qps_all": qps_all,
         "threads_all": n_all,
+        "cores_1": cores_1,
+        "cores_all": cores_all,
+        "queries": int(n),
         **{key: stats[key] for key in ("mean_ms", "p50_ms", "p99_ms")},
     }
 
@@ -236,7 +249,6 @@ def _calibrated_row(arow, index, queries, k, exact, target, seed, min_seconds, e
         ),
         **_timings(search, queries[held], k, min_seconds),
         "recall": recall_at_k(search(queries[held], k, 0)[1], exact[held]),
-        "queries": int(len(held)),
         "calibrate_s": round(calibrate_s, 1),
     }
 
@@ -290,7 +302,7 @@ def to_markdown(rows: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             "exact" if r["recall"] is None else f"{r['recall']:.3f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
-    settings = [r for r in rows if r.get("setting")]
+    settings = [r for r in rows if r.get("setting") and r["engine"] != "numba"]
     if settings:
         lines += ["", "Search settings (calibrated rows: timed and scored on the held-out "
                   "half of the queries):", ""]  # fmt: skip
@@ -321,12 +333,13 @@ def growth(rows: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def json_rows(rows: list[dict[str, Any]], queries: int) -> list[dict[str, Any]]:
-    """``bench.json``: each row as two objects shaped like ``irbench bench index``'s rows
-    (keys :data:`JSON_COLUMNS`): one at 1 thread, with the one-query latencies, and one at
-    all threads, whose latencies are null (not measured, as in ``bench index``).
-    ``build_s`` is the indexing time without the corpus generation (``gen_s``); ``recall`` is
-    null on the exact rows, the reference of the others; ``queries`` is how many were timed."""
+def json_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``bench.json``: each row as objects shaped like ``irbench bench index``'s rows (keys
+    :data:`JSON_COLUMNS`): one at 1 thread, with the one-query latencies, and one at all
+    threads (when those are more than one), whose latencies are null (not measured, as in
+    ``bench index``). ``build_s`` is the indexing time without the corpus generation
+    (``gen_s``); ``recall`` is null on the exact rows, the reference of the others;
+    ``queries`` is how many were timed."""
     out = []
     for r in rows:
         base = {
@@ -334,12 +347,15 @@ def json_rows(rows: list[dict[str, Any]], queries: int) -> list[dict[str, Any]]:
             "corpus": f"synthetic {r['docs']} docs", "k": r["k"], "build_s": r["index_s"],
             "size_mb": r["size_mb"], "recall": r["recall"], "docs": r["docs"],
             "postings": r["postings"], "gen_s": r["gen_s"], "peak_rss_mb": r["peak_rss_mb"],
-            "queries": r.get("queries", queries),
+            "queries": r["queries"],
         }  # fmt: skip
         lat = {key: r[key] for key in ("mean_ms", "p50_ms", "p99_ms")}
-        none = dict.fromkeys(lat)
-        for threads, qps, lat_ in ((1, r["qps_1"], lat), (r["threads_all"], r["qps_all"], none)):
-            out.append(json_row({**base, "threads": threads, "qps": qps, **lat_}, JSON_COLUMNS))
+        settings = [(1, r["qps_1"], r["cores_1"], lat)]
+        if r["threads_all"] > 1:
+            settings.append((r["threads_all"], r["qps_all"], r["cores_all"], dict.fromkeys(lat)))
+        for threads, qps, cores, lat_ in settings:
+            one = {**base, "threads": threads, "qps": qps, "cores_used": cores, **lat_}
+            out.append(json_row(one, JSON_COLUMNS))
     return out
 
 

@@ -105,9 +105,8 @@ def bm25(
         typer.echo(f"top-1 doc agreement: {agree}/{compared} queries")
     for note in a["notes"]:
         typer.echo(f"note: {note}", err=True)
-    typer.echo(
-        f"wrote {Path(a['out_dir'])}/: bench.json, bench.md, recall_latency.png and the two runs"
-    )
+    runs = ", ".join(f"{name}.trec" for name in dict.fromkeys(df.engine))
+    typer.echo(f"wrote {Path(a['out_dir'])}/: bench.json, bench.md, recall_latency.png, {runs}")
 
 
 from irbench.cli.bench_index import register as _register_index  # noqa: E402

@@ -287,8 +287,7 @@ def bench_scale_cmd(
         "target_recall": target_recall,
     }
     out.mkdir(parents=True, exist_ok=True)
-    timed = real.queries[:max_queries].shape[0] if max_queries else real.queries.shape[0]
-    write_json(out / "bench.json", scale.json_rows(rows, timed))
+    write_json(out / "bench.json", scale.json_rows(rows))
     write_json(out / "meta.json", meta)
     md = scale.to_markdown(rows, meta) + "\n" + "\n".join(f"- {g}" for g in scale.growth(rows))
     write_text(out / "bench.md", md + "\n")

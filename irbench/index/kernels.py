@@ -468,14 +468,14 @@ def _search_one(
                 continue
             b1 = min(b0 + 64, n_docs)
             # the threshold test first: once the heap is full it is nearly always false (a
-            # well-predicted branch), where ``v != 0`` alone would be a coin toss per doc
+            # well-predicted branch), where ``v != 0`` alone would be a coin toss per doc; a
+            # score equal to the worst entry's never enters (that doc index is lower)
             for d in range(b0, b1):
                 v = acc[d]
                 s = v * scale
-                if (size < k or s > thr_s or (s == thr_s and d < thr_d)) and v != zero:
+                if (size < k or s > thr_s) and v != zero:
                     size = _heap_offer(hs, hd, size, k, s, np.int64(d))
                     thr_s = hs[0]
-                    thr_d = hd[0]
             for d in range(b0, b1):
                 acc[d] = zero
     else:
