@@ -141,3 +141,21 @@ def test_interleaved_timing_stops_at_the_shared_budget():
     assert 3 <= len(lat[0]) == len(lat[1]) <= 15
     both = timing.repeat_interleaved([slow, slow], min_repeats=1, min_seconds=0.05)
     assert all(sum(s) >= 0.05 for s in both)  # each still gets its own min_seconds
+
+
+def test_bench_bm25_exact_scores_refuse_a_changed_corpus(beir_dir):
+    """The recall reference is re-encoded from the dataset: a doc count that differs from the
+    cached index's is a one-line ConfigError, not misaligned scores."""
+    from irbench.bench.bm25 import _irbench_exact_scores
+    from irbench.config import compose
+    from irbench.errors import ConfigError
+    from irbench.pipeline import load_dataset
+
+    cfg = compose(["dataset=local", "dataset.name=tiny", f"dataset.path={beir_dir}"])
+    dataset = load_dataset(cfg)
+    n_docs = sum(1 for _ in dataset.docs_iter())
+    queries = list(dataset.queries_iter())[:3]
+    scores = list(_irbench_exact_scores(cfg, dataset, queries, n_docs))
+    assert len(scores) == 3 and all(s.shape == (n_docs,) for s in scores)
+    with pytest.raises(ConfigError, match="rebuild the index"):
+        next(_irbench_exact_scores(cfg, dataset, queries, n_docs + 1))
