@@ -129,17 +129,12 @@ def _irbench_exact_scores(
 
 def _recalls(engine: Any, batch: Sequence[Any], exact: Iterator[np.ndarray], ks, n_docs):
     """``{k: recall@k}`` of ``engine`` on ``batch`` (at one thread), one pass over the exact
-    scores for all ``ks`` (:func:`irbench.bench.index.query_recall`)."""
-    from irbench.bench.index import query_recall
+    scores for all ``ks`` (:func:`irbench.bench.index.recalls_from_scores`)."""
+    from irbench.bench.index import recalls_from_scores
 
-    found = {k: np.asarray(engine.query(batch, min(k, n_docs), 1)[1]) for k in ks}
-    shares: dict[int, list[float]] = {k: [] for k in ks}
-    for i, scores in enumerate(exact):
-        for k in ks:
-            v = query_recall(found[k][i], scores, min(k, n_docs))
-            if v is not None:
-                shares[k].append(v)
-    return {k: float(np.mean(v)) if v else float("nan") for k, v in shares.items()}
+    found = {min(k, n_docs): np.asarray(engine.query(batch, min(k, n_docs), 1)[1]) for k in ks}
+    recall = recalls_from_scores(found, exact)
+    return {k: recall[min(k, n_docs)] for k in ks}
 
 
 def _ndcg10(run: list[tuple[str, list[tuple[str, float]]]], qrels: list) -> float:
@@ -199,8 +194,8 @@ def bench_bm25(
 
     Writes ``bench.json`` (a list of row objects, keys :data:`COLUMNS`), ``bench.md``,
     ``recall_latency.png`` and the depth-10 runs (``irbench.trec``, ``bm25s.trec``) into
-    ``out_dir`` (default ``runs/bench/<dataset>/bm25``). bm25s rows are skipped with a note when bm25s
-    is not importable. ``DataFrame.attrs`` holds the ratios, machine and notes.
+    ``out_dir`` (default ``runs/bench/<dataset>/bm25``). bm25s rows are skipped with a note
+    when bm25s is not importable. ``DataFrame.attrs`` holds the ratios, machine and notes.
 
     With ``fresh_index`` irbench's index is built in a temporary cache folder (removed at the
     end), so that its ``build_s`` is measured in this run rather than read from the cache.

@@ -503,9 +503,21 @@ def recall_from_scores(found: np.ndarray, exact_scores: Iterable[np.ndarray], k:
     ``found``, the exact score of every doc (:func:`query_recall`); queries with no positive
     score are skipped, NaN when all are. For engines whose exact scores come from their own
     scorer rather than a doc matrix."""
-    vals = [query_recall(f, s, k) for f, s in zip(found, exact_scores, strict=True)]
-    vals = [v for v in vals if v is not None]
-    return float(np.mean(vals)) if vals else float("nan")
+    return recalls_from_scores({k: found}, exact_scores)[k]
+
+
+def recalls_from_scores(
+    found: dict[int, np.ndarray], exact_scores: Iterable[np.ndarray]
+) -> dict[int, float]:
+    """:func:`recall_from_scores` for several k at once (``found[k]``: the top-k rows), in
+    one pass over ``exact_scores``."""
+    shares: dict[int, list[float]] = {k: [] for k in found}
+    for i, scores in enumerate(exact_scores):
+        for k, rows in found.items():
+            v = query_recall(rows[i], scores, k)
+            if v is not None:
+                shares[k].append(v)
+    return {k: float(np.mean(v)) if v else float("nan") for k, v in shares.items()}
 
 
 def query_recall(found: np.ndarray, scores: np.ndarray, k: int) -> float | None:
