@@ -476,6 +476,55 @@ def test_sampled_threshold_falls_back_when_the_sample_misleads(high):
     assert_same(index.search(query, k), brute_force(docs, query, k))
 
 
+@pytest.mark.parametrize("n", [0, 1, 15, 16, 17, 64, 1003])
+@pytest.mark.parametrize("thr", [-np.inf, 0.0, "a score", 2.5, np.inf])
+@pytest.mark.parametrize("scale", [1.0, 0.37])
+def test_candidate_gathering_equals_numpy_on_every_path(n, thr, scale):
+    # the compress-store path (any CPU: LLVM lowers it without AVX-512 too), the scalar
+    # path and the dispatcher all return the docs a numpy mask picks, in doc order
+    from irbench.index import kernels
+
+    rng = np.random.default_rng(n)
+    acc = rng.uniform(-1.0, 3.0, n).astype(np.float32)
+    acc[rng.random(n) < 0.4] = 0.0  # untouched docs
+    scale = np.float32(scale)
+    s = acc * scale
+    if thr == "a score":  # every 3rd doc scores exactly the threshold: they are candidates
+        acc[::3] = np.float32(1.3)
+        s = acc * scale
+        thr = s[0] if n else 0.0
+    thr = np.float32(thr)
+    pick = np.flatnonzero((s >= thr) & (acc != 0))
+    for gather in (
+        kernels._gather,
+        kernels._gather_simd,
+        lambda *a: kernels._gather_scalar(*a, 0),
+    ):
+        cand_s = np.full(n, np.nan, np.float32)
+        cand_d = np.full(n, -1, np.int64)
+        m = gather(acc, scale, thr, cand_s, cand_d)
+        np.testing.assert_array_equal(cand_d[:m], pick)
+        np.testing.assert_array_equal(cand_s[:m], s[pick])
+
+
+def test_radix_sort_from_the_high_half_is_stable():
+    # keys whose high halves tie keep their input order: candidates gathered in doc order
+    # need only their score bits sorted
+    from irbench.index import kernels
+
+    rng = np.random.default_rng(0)
+    keys = (rng.integers(0, 5, 3000).astype(np.uint64) << np.uint64(32)) | rng.integers(
+        0, 2**32, 3000
+    ).astype(np.uint64)
+    want = keys[np.argsort(keys >> np.uint64(32), kind="stable")]
+    got = keys.copy()
+    kernels._radix_sort(got, 32)
+    np.testing.assert_array_equal(got, want)
+    full = keys.copy()
+    kernels._radix_sort(full, 0)
+    np.testing.assert_array_equal(full, np.sort(keys))
+
+
 def test_save_never_replaces_a_folder_or_file_that_is_not_an_index(tmp_path):
     index = NumbaIndex.build(sp.random(10, 5, density=0.5, format="csr", dtype=np.float32))
     precious = tmp_path / "precious"

@@ -31,6 +31,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from irbench.index.intrinsics import HAS_AVX512, compress16
+
 # ----------------------------------------------------------------------------------- build
 
 
@@ -179,32 +181,37 @@ def _rank_key(score_bits, d):  # pragma: no cover
 
 
 @njit(nogil=True)
-def _radix_sort(keys):  # pragma: no cover
-    """Sort uint64 ``keys`` in place: LSD radix, 8-bit digits, digits all equal skipped
-    (numba's ``np.sort`` is several times slower on a few thousand keys)."""
+def _radix_sort(keys, shift0):  # pragma: no cover
+    """Sort uint64 ``keys`` in place on their bits from ``shift0`` up: a stable LSD radix
+    sort, 8-bit digits, all eight histograms counted in one pass and digits that every key
+    shares skipped (numba's ``np.sort`` is several times slower on a few thousand keys).
+    With ``shift0 = 32`` the keys are ordered by their high halves, ties in input order."""
     n = keys.shape[0]
     if n < 2:
         return
+    j0 = shift0 // 8
+    count = np.zeros((8, 256), dtype=np.int64)
+    for i in range(n):
+        x = keys[i]
+        for j in range(j0, 8):
+            count[j, (x >> np.uint64(8 * j)) & np.uint64(255)] += 1
     tmp = np.empty(n, dtype=np.uint64)
-    count = np.empty(256, dtype=np.int64)
     src = keys
     dst = tmp
-    for shift in range(0, 64, 8):
-        sh = np.uint64(shift)
-        count[:] = 0
-        for i in range(n):
-            count[(src[i] >> sh) & np.uint64(255)] += 1
-        if count[(src[0] >> sh) & np.uint64(255)] == n:
+    for j in range(j0, 8):
+        sh = np.uint64(8 * j)
+        c = count[j]
+        if c[(src[0] >> sh) & np.uint64(255)] == n:
             continue  # every key has this digit: the pass would not move anything
         total = 0
         for b in range(256):
-            c = count[b]
-            count[b] = total
-            total += c
+            x = c[b]
+            c[b] = total
+            total += x
         for i in range(n):
             b = (src[i] >> sh) & np.uint64(255)
-            dst[count[b]] = src[i]
-            count[b] += 1
+            dst[c[b]] = src[i]
+            c[b] += 1
         src, dst = dst, src
     if src is not keys:
         keys[:] = src
@@ -218,9 +225,10 @@ def _bin(v, lo, inv, nbins):  # pragma: no cover
 
 
 @njit(nogil=True)
-def _select_top(cand_s, cand_d, m, k, out_s, out_d):  # pragma: no cover
-    """Best-first top-k of the ``m`` candidates (any order, distinct docs) into
-    ``out_s``/``out_d``; returns how many were written (min(m, k)).
+def _select_top(cand_s, cand_d, m, k, out_s, out_d, doc_ordered):  # pragma: no cover
+    """Best-first top-k of the ``m`` candidates (distinct docs; in ascending doc order if
+    ``doc_ordered``, else any order) into ``out_s``/``out_d``; returns how many were written
+    (min(m, k)).
 
     A 4096-bin histogram of the scores locates the bin holding the k-th score (O(m)); the
     candidates above that bin and those in it are keyed (:func:`_rank_key`) and only they
@@ -254,7 +262,8 @@ def _select_top(cand_s, cand_d, m, k, out_s, out_d):  # pragma: no cover
             keys[j] = _rank_key(bits[i], cand_d[i])
             j += np.int64(_bin(cand_s[i], lo, inv, nbins) >= b)
         keys = keys[:j]
-    _radix_sort(keys)
+    # candidates in doc order need only the score bits sorted (the sort is stable)
+    _radix_sort(keys, 32 if doc_ordered else 0)
     n = min(m, k)
     key_bits = np.empty(1, dtype=np.uint32)
     key_f = key_bits.view(np.float32)
@@ -272,9 +281,8 @@ def _select_top(cand_s, cand_d, m, k, out_s, out_d):  # pragma: no cover
 
 
 @njit(nogil=True)
-def _gather(acc, scale, thr, cand_s, cand_d):  # pragma: no cover
-    """Touched docs (``acc[d] != 0``) whose score ``acc[d] * scale`` is >= ``thr`` into the
-    candidate buffers (ascending doc; both at least ``acc.shape[0]`` long); returns how many.
+def _gather_scalar(acc, scale, thr, cand_s, cand_d, d0):  # pragma: no cover
+    """:func:`_gather` from doc ``d0`` on, one doc at a time.
 
     Branch-free: every doc is written at the next free slot, which advances only for a
     candidate (a few percent of the docs at random positions: a branch on it mispredicts;
@@ -282,13 +290,36 @@ def _gather(acc, scale, thr, cand_s, cand_d):  # pragma: no cover
     """
     zero = np.float32(0.0)
     m = 0
-    for d in range(acc.shape[0]):
+    for d in range(d0, acc.shape[0]):
         v = acc[d]
         s = v * scale
         cand_s[m] = s
         cand_d[m] = d
         m += np.int64((s >= thr) & (v != zero))
     return m
+
+
+@njit(nogil=True)
+def _gather_simd(acc, scale, thr, cand_s, cand_d):  # pragma: no cover
+    """:func:`_gather` 16 docs at a time with compress-stores (the tail one at a time)."""
+    n16 = acc.shape[0] - acc.shape[0] % 16
+    m = 0
+    for d in range(0, n16, 16):
+        m += compress16(acc, d, scale, thr, cand_s, cand_d, m)
+    return m + _gather_scalar(acc, scale, thr, cand_s[m:], cand_d[m:], n16)
+
+
+@njit(nogil=True)
+def _gather(acc, scale, thr, cand_s, cand_d):  # pragma: no cover
+    """Touched docs (``acc[d] != 0``) whose score ``acc[d] * scale`` is >= ``thr`` into the
+    candidate buffers (ascending doc; both at least ``acc.shape[0]`` long); returns how many.
+
+    With AVX-512, 16 docs per compress-store (3x faster than the branch-free scalar loop on
+    an 18k-doc accumulator); without, the scalar loop.
+    """
+    if HAS_AVX512:
+        return _gather_simd(acc, scale, thr, cand_s, cand_d)
+    return _gather_scalar(acc, scale, thr, cand_s, cand_d, 0)
 
 
 @njit(inline="always", nogil=True)
@@ -320,7 +351,9 @@ def _select_dense(acc, scale, k, cand_s, cand_d, out_s, out_d):  # pragma: no co
     """Top-k of a dense accumulator (every touched doc's sum > 0) into ``out_s``/``out_d``,
     best first; leaves ``acc`` zeroed and returns how many were written.
 
-    A histogram of every ``step``-th score (``step = n // 8k``) gives a threshold that the
+    A histogram of every ``step``-th score (``step = max(n // 8k, n // 2048)``: a sample of
+    about ``min(8k, 2048)`` scores; at k = 1000 on 18k docs every 8th score rather than every
+    2nd costs 6-7 us less a query, for 1.12x the candidates) gives a threshold that the
     sample says about ``k + 3 step sqrt(k / step)`` docs reach; one pass gathers the docs at
     or above it, and only they go to :func:`_select_top`. If fewer than ``k`` reach it (an
     unlucky sample), all touched docs are gathered instead: the result is exact either way.
@@ -330,7 +363,7 @@ def _select_dense(acc, scale, k, cand_s, cand_d, out_s, out_d):  # pragma: no co
     hi = _max_nonneg(acc) * scale
     m = 0
     if hi > zero:
-        step = max(1, n // (8 * k))
+        step = max(1, n // (8 * k), n // 2048)
         need = k / step
         need = need + 3.0 * np.sqrt(need) + 2.0
         nbins = 1024
@@ -355,7 +388,7 @@ def _select_dense(acc, scale, k, cand_s, cand_d, out_s, out_d):  # pragma: no co
         m = _gather(acc, scale, zero, cand_s, cand_d)
     for d in range(n):
         acc[d] = zero
-    return _select_top(cand_s, cand_d, m, k, out_s, out_d)
+    return _select_top(cand_s, cand_d, m, k, out_s, out_d, True)
 
 
 @njit(nogil=True)
@@ -442,7 +475,7 @@ def _search_one(
                     cand_s[m] = v * scale
                     cand_d[m] = d
                     m += 1
-        size = _select_top(cand_s, cand_d, m, k, out_s, out_d)
+        size = _select_top(cand_s, cand_d, m, k, out_s, out_d, dense)
         if not (n_nonpos > 0 and (size < k or out_s[size - 1] <= zero)):
             return
         # zero-sum matches may still enter: continue through the heap
