@@ -458,16 +458,18 @@ def test_error_messages_are_one_line(saved):
     assert "\n" not in str(info.value) and str(saved) in str(info.value)
 
 
-@pytest.mark.parametrize("high", ["even", "odd"])
-def test_sampled_threshold_falls_back_when_the_sample_misleads(high):
-    # k = 375 >= PARTITION_K on 6,000 docs scanned densely: the threshold comes from every
-    # 6000 // (8 * 375) = 2nd doc. "even": the sample holds only the high scores, so too few
-    # docs reach its threshold and all candidates are gathered instead; "odd": the sample
-    # sees only low scores
-    n, k = 6000, 375
+@pytest.mark.parametrize("high", ["sampled", "unsampled"])
+@pytest.mark.parametrize(("n", "k", "step"), [(6000, 375, 2), (20000, 1000, 9)])
+def test_sampled_threshold_falls_back_when_the_sample_misleads(high, n, k, step):
+    # k >= PARTITION_K on n docs scanned densely: the threshold comes from every
+    # step = max(n // 8k, n // 2048)-th doc (at 20,000 docs and k = 1000 the 2,048-score
+    # cap sets it). "sampled": the sample holds only the high scores, so too few docs reach
+    # its threshold and all candidates are gathered instead; "unsampled": the sample sees
+    # only low scores
     assert k >= numba_index.PARTITION_K
     rng = np.random.default_rng(3)
-    is_high = (np.arange(n) % 2 == 0) if high == "even" else (np.arange(n) % 2 == 1)
+    on_step = np.arange(n) % step == 0
+    is_high = on_step if high == "sampled" else ~on_step
     w = np.where(is_high, 2.0, 1.0) + rng.integers(0, 50, n) / 64
     docs = sp.csr_matrix((w.astype(np.float32), (np.arange(n), np.zeros(n, int))), shape=(n, 1))
     query = sp.csr_matrix(np.ones((1, 1), np.float32))
@@ -487,6 +489,8 @@ def test_candidate_gathering_equals_numpy_on_every_path(n, thr, scale):
     rng = np.random.default_rng(n)
     acc = rng.uniform(-1.0, 3.0, n).astype(np.float32)
     acc[rng.random(n) < 0.4] = 0.0  # untouched docs
+    special = np.array([np.nan, -0.0, np.inf, -np.inf, 1e-45], np.float32)
+    acc[: min(n, 5)] = special[: min(n, 5)]  # NaN passes no test; -0.0 is untouched
     scale = np.float32(scale)
     s = acc * scale
     if thr == "a score":  # every 3rd doc scores exactly the threshold: they are candidates
@@ -500,11 +504,12 @@ def test_candidate_gathering_equals_numpy_on_every_path(n, thr, scale):
         kernels._gather_simd,
         lambda *a: kernels._gather_scalar(*a, 0),
     ):
-        cand_s = np.full(n, np.nan, np.float32)
-        cand_d = np.full(n, -1, np.int64)
-        m = gather(acc, scale, thr, cand_s, cand_d)
+        cand_s = np.full(n + 32, -7.0, np.float32)  # the slots past n must stay untouched
+        cand_d = np.full(n + 32, -7, np.int64)
+        m = gather(acc, scale, thr, cand_s[:n], cand_d[:n])
         np.testing.assert_array_equal(cand_d[:m], pick)
         np.testing.assert_array_equal(cand_s[:m], s[pick])
+        assert (cand_s[n:] == -7.0).all() and (cand_d[n:] == -7).all()
 
 
 def test_radix_sort_from_the_high_half_is_stable():

@@ -6,6 +6,9 @@
   score passes a threshold to candidate buffers, as AVX-512 ``vcompressps`` does in one
   instruction. LLVM lowers it on every target; without AVX-512 the lowering is scalar and
   slower than a branch-free loop, so callers check :data:`HAS_AVX512` first.
+
+Numba's on-disk cache of a ``cache=True`` kernel is invalidated by edits to the kernel's own
+file only: after editing this one, delete the ``__pycache__`` folders of the kernel modules.
 """
 
 from __future__ import annotations
@@ -18,14 +21,15 @@ from numba.extending import intrinsic
 
 
 def _target_has_avx512() -> bool:
-    """Whether Numba compiles for a CPU with AVX-512F (the host, unless NUMBA_CPU_NAME is set:
-    then only if NUMBA_CPU_FEATURES names it)."""
-    if config.CPU_NAME not in (None, "host"):
-        return "+avx512f" in (config.CPU_FEATURES or "")
-    try:
-        return bool(llvm.get_host_cpu_features().get("avx512f", False))
-    except RuntimeError:  # features unknown on this platform
-        return False
+    """Whether Numba compiles for a CPU with AVX-512F, by Numba's own rule: the features in
+    NUMBA_CPU_FEATURES when set, else the host's."""
+    features = config.CPU_FEATURES
+    if features is None:
+        try:
+            features = llvm.get_host_cpu_features().flatten()
+        except RuntimeError:  # features unknown on this platform
+            return False
+    return "+avx512f" in features.split(",")
 
 
 #: Compile-time constant in the kernels that read it (Numba freezes module globals).
@@ -63,6 +67,15 @@ def compress16(typingctx, acc, d, scale, thr, cand_s, cand_d, m):  # pragma: no 
     to ``cand_s[m:]`` (float32 ``acc * scale``) and ``cand_d[m:]`` (int64 doc); returns how
     many. The comparisons are those of the scalar expression (NaN passes neither). No bounds
     checks: ``acc`` must hold ``d + 16`` entries and the buffers ``m + 16``."""
+    f32_c = types.Array(types.float32, 1, "C")
+    if not (
+        acc == f32_c
+        and cand_s == f32_c
+        and cand_d == types.Array(types.int64, 1, "C")
+        and scale == types.float32
+        and thr == types.float32
+    ):
+        return None  # a typing error: the IR below assumes these exact types
     sig = types.int64(acc, types.intp, types.float32, types.float32, cand_s, cand_d, types.intp)
 
     def codegen(context, builder, signature, args):

@@ -182,25 +182,26 @@ def _rank_key(score_bits, d):  # pragma: no cover
 
 @njit(nogil=True)
 def _radix_sort(keys, shift0):  # pragma: no cover
-    """Sort uint64 ``keys`` in place on their bits from ``shift0`` up: a stable LSD radix
-    sort, 8-bit digits, all eight histograms counted in one pass and digits that every key
-    shares skipped (numba's ``np.sort`` is several times slower on a few thousand keys).
-    With ``shift0 = 32`` the keys are ordered by their high halves, ties in input order."""
+    """Sort uint64 ``keys`` in place on their bits from ``shift0`` (a multiple of 8) up: a
+    stable LSD radix sort, 8-bit digits, the digits' histograms counted in one pass and
+    digits that every key shares skipped (numba's ``np.sort`` is several times slower on a
+    few thousand keys). With ``shift0 = 32`` the keys are ordered by their high halves, ties
+    in input order."""
     n = keys.shape[0]
     if n < 2:
         return
     j0 = shift0 // 8
-    count = np.zeros((8, 256), dtype=np.int64)
+    count = np.zeros((8 - j0, 256), dtype=np.int64)
     for i in range(n):
         x = keys[i]
         for j in range(j0, 8):
-            count[j, (x >> np.uint64(8 * j)) & np.uint64(255)] += 1
+            count[j - j0, (x >> np.uint64(8 * j)) & np.uint64(255)] += 1
     tmp = np.empty(n, dtype=np.uint64)
     src = keys
     dst = tmp
     for j in range(j0, 8):
         sh = np.uint64(8 * j)
-        c = count[j]
+        c = count[j - j0]
         if c[(src[0] >> sh) & np.uint64(255)] == n:
             continue  # every key has this digit: the pass would not move anything
         total = 0
@@ -351,9 +352,10 @@ def _select_dense(acc, scale, k, cand_s, cand_d, out_s, out_d):  # pragma: no co
     """Top-k of a dense accumulator (every touched doc's sum > 0) into ``out_s``/``out_d``,
     best first; leaves ``acc`` zeroed and returns how many were written.
 
-    A histogram of every ``step``-th score (``step = max(n // 8k, n // 2048)``: a sample of
-    about ``min(8k, 2048)`` scores; at k = 1000 on 18k docs every 8th score rather than every
-    2nd costs 6-7 us less a query, for 1.12x the candidates) gives a threshold that the
+    A histogram of every ``step``-th score (``step = max(1, n // 8k, n // 2048)``: a sample
+    of at least ``min(n, 8k, 2048)`` scores and under twice that; at k = 1000 on 18k docs every
+    8th score rather than every 2nd costs 6-7 us less a query, for 1.12x the candidates)
+    gives a threshold that the
     sample says about ``k + 3 step sqrt(k / step)`` docs reach; one pass gathers the docs at
     or above it, and only they go to :func:`_select_top`. If fewer than ``k`` reach it (an
     unlucky sample), all touched docs are gathered instead: the result is exact either way.
@@ -475,6 +477,7 @@ def _search_one(
                     cand_s[m] = v * scale
                     cand_d[m] = d
                     m += 1
+        # dense: the candidates come from _gather, in doc order; sparse: in touched order
         size = _select_top(cand_s, cand_d, m, k, out_s, out_d, dense)
         if not (n_nonpos > 0 and (size < k or out_s[size - 1] <= zero)):
             return
