@@ -99,9 +99,12 @@ def test_recall_is_tie_aware():
 
 
 def test_recall_from_full_scores_against_a_brute_force_count():
-    """recall_from_scores: ties with the k-th count, zero scores never do, queries with no
+    """recalls_from_scores: ties with the k-th count, zero scores never do, queries with no
     positive score are skipped; checked against a direct count on random integer scores."""
-    from irbench.bench.index import recall_from_scores
+    from irbench.bench.index import recalls_from_scores
+
+    def recall_from_scores(found, exact, k):
+        return recalls_from_scores({k: found}, exact)[k]
 
     rng = np.random.default_rng(7)
     scores = rng.integers(0, 6, size=(40, 30)).astype(np.float64)  # many ties, many zeros

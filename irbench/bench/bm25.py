@@ -13,7 +13,7 @@ loop that sends the queries one at a time. The two engines are timed interleaved
 call, order flipped every round), so that slow spells of a shared machine hit both alike and
 the ratios stay meaningful even when the absolute numbers drift. nDCG@10 of both is computed with ir_measures on
 the same qrels (the BEIR self-hit rule applied to both when ``dataset.drop_self_hits``).
-recall@k (tie-aware, :func:`irbench.bench.index.recall_from_scores`) checks that each engine's
+recall@k (tie-aware, :func:`irbench.bench.index.recalls_from_scores`) checks that each engine's
 top k is its own exhaustive ranking: irbench's against every doc scored in float64 from doc
 and query vectors encoded afresh (so a quantised index shows its loss), bm25s's against its
 ``get_scores`` (first :data:`RECALL_QUERIES` queries). Outputs: ``bench.json``, ``bench.md``,
@@ -108,13 +108,11 @@ def _irbench_exact_scores(
 ) -> Iterator[np.ndarray]:
     """Every doc's score per query, in float64, from doc and query vectors encoded afresh by
     the config's encoder (unquantised): the exact ranking irbench's index must reproduce."""
-    import scipy.sparse as sp
-
     from irbench.errors import ConfigError
-    from irbench.pipeline import make_encoder
+    from irbench.pipeline import _encode_corpus, make_encoder
 
     encoder = make_encoder(cfg)
-    docs = sp.vstack(list(encoder.encode_corpus(dataset.docs_iter())), format="csr")
+    docs, _, _ = _encode_corpus(cfg, dataset, encoder, dataset.fingerprint())
     if docs.shape[0] != n_docs:
         raise ConfigError(
             f"dataset '{cfg.dataset.name}' now has {docs.shape[0]} docs, its cached index "

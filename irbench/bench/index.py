@@ -498,19 +498,14 @@ def _tie_share(got: np.ndarray, kth: float, n: int) -> float:
     return min(int((got >= kth - TIE_TOLERANCE * abs(kth)).sum()), n) / n
 
 
-def recall_from_scores(found: np.ndarray, exact_scores: Iterable[np.ndarray], k: int) -> float:
-    """Tie-aware recall@k (:func:`tie_aware_recall`) where ``exact_scores`` yields, per row of
-    ``found``, the exact score of every doc (:func:`query_recall`); queries with no positive
-    score are skipped, NaN when all are. For engines whose exact scores come from their own
-    scorer rather than a doc matrix."""
-    return recalls_from_scores({k: found}, exact_scores)[k]
-
-
 def recalls_from_scores(
     found: dict[int, np.ndarray], exact_scores: Iterable[np.ndarray]
 ) -> dict[int, float]:
-    """:func:`recall_from_scores` for several k at once (``found[k]``: the top-k rows), in
-    one pass over ``exact_scores``."""
+    """Tie-aware recall@k (:func:`tie_aware_recall`) for each k of ``found`` (``found[k]``:
+    the top-k rows), where ``exact_scores`` yields, per row, the exact score of every doc
+    (:func:`query_recall`), read in one pass; queries with no positive score are skipped,
+    NaN when all are. For engines whose exact scores come from their own scorer rather than
+    a doc matrix."""
     shares: dict[int, list[float]] = {k: [] for k in found}
     for i, scores in enumerate(exact_scores):
         for k, rows in found.items():

@@ -99,9 +99,10 @@ def compress16(typingctx, acc, d, scale, thr, cand_s, cand_d, m):  # pragma: no 
         )
         docs = builder.add(splat(a_d, vi), ir.Constant(vi, list(range(16))))
         mod = builder.module
-        for vals, vt, et, aty, a in ((s, vf, f32, cs_t, a_cs), (docs, vi, i64, cd_t, a_cd)):
+        stores = ((s, vf, f32, "f32", cs_t, a_cs), (docs, vi, i64, "i64", cd_t, a_cd))
+        for vals, vt, et, suffix, aty, a in stores:
             fnty = ir.FunctionType(ir.VoidType(), [vt, et.as_pointer(), vb])
-            name = f"llvm.masked.compressstore.v16{'f32' if et is f32 else 'i64'}"
+            name = f"llvm.masked.compressstore.v16{suffix}"
             fn = cgutils.get_or_insert_function(mod, fnty, name)
             out = _item_pointer(context, builder, aty, a, a_m)
             builder.call(fn, [vals, builder.bitcast(out, et.as_pointer()), mask])

@@ -353,11 +353,11 @@ def _select_dense(acc, scale, k, cand_s, cand_d, out_s, out_d):  # pragma: no co
     best first; leaves ``acc`` zeroed and returns how many were written.
 
     A histogram of every ``step``-th score (``step = max(1, n // 8k, n // 2048)``: a sample
-    of at least ``min(n, 8k, 2048)`` scores and under twice that; at k = 1000 on 18k docs every
-    8th score rather than every 2nd costs 6-7 us less a query, for 1.12x the candidates)
-    gives a threshold that the
-    sample says about ``k + 3 step sqrt(k / step)`` docs reach; one pass gathers the docs at
-    or above it, and only they go to :func:`_select_top`. If fewer than ``k`` reach it (an
+    of at least ``min(n, 8k, 2048)`` scores and under twice that; at k = 1000 on 18k docs
+    every 8th score rather than every 2nd costs 6-7 us less a query, for 1.12x the
+    candidates) gives a threshold that the sample says about ``k + 3 step sqrt(k / step)``
+    docs reach; one pass gathers the docs at or above it, and only they go to
+    :func:`_select_top`. If fewer than ``k`` reach it (an
     unlucky sample), all touched docs are gathered instead: the result is exact either way.
     """
     n = acc.shape[0]
